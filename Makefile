@@ -1,0 +1,43 @@
+# sepkit: `make train` and `make test` set everything up from scratch (a .venv beside this file).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# torch and torchaudio builds known to load together here; override for another platform/CUDA.
+TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
+ARGS ?=
+
+.PHONY: install train test test-slow lint bench clean ffmpeg
+
+install: $(STAMP)
+
+ffmpeg:
+	@command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing ffmpeg (musdb/stempeg read audio through it)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	  else \
+	    echo "sepkit needs ffmpeg: run 'sudo apt-get install -y ffmpeg' (or your OS's package) and retry" >&2; exit 1; \
+	  fi; }
+
+$(STAMP): pyproject.toml | ffmpeg
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+train: install
+	$(PY) train.py $(ARGS)
+
+test: install
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+test-slow: install
+	$(PY) -m pytest -m slow $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

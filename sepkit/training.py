@@ -1,0 +1,101 @@
+"""``train(cfg)``: build everything from a composed config, fit, write the run summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
+from omegaconf import DictConfig, OmegaConf
+
+from sepkit.callbacks import BestMetrics
+from sepkit.errors import SepkitError
+from sepkit.separator import build_separator
+from sepkit.system import SeparationSystem
+
+log = logging.getLogger(__name__)
+
+
+def check_accelerator(trainer_cfg: DictConfig) -> None:
+    """Fail with one clear line when the trainer asks for a GPU this machine lacks."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise SepkitError("trainer=gpu needs a CUDA GPU, none found; use trainer=cpu (or trainer=default)")
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry with a ``_target_`` in a callbacks/logger group."""
+    if not group:
+        return []
+    return [instantiate(item) for item in group.values() if isinstance(item, DictConfig) and "_target_" in item]
+
+
+def _scalar(value: Any) -> float | None:
+    if isinstance(value, torch.Tensor):
+        return float(value.detach().cpu())
+    return None if value is None else float(value)
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train a separator as ``cfg`` says and return ``cfg.optimized_metric`` (for sweepers)."""
+    start = time.time()
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).handlers.clear()  # Hydra's handlers already print and file them
+    check_accelerator(cfg.trainer)
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    try:
+        separator = build_separator(model_cfg, datamodule.targets)
+    except ValueError as err:
+        raise SepkitError(str(err)) from None
+    system = SeparationSystem(
+        separator,
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        spec_augment=datamodule.spec_augment,
+    )
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    if not loggers:  # nothing to send learning rates to
+        callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    datamodule.prepare_data()
+    datamodule.write_splits(out_dir / "splits.json")
+    log.info("tracks: %s", {k: len(v) for k, v in datamodule.tracks.items()})
+    trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+
+    summary = write_summary(cfg, trainer, out_dir, time.time() - start)
+    return summary["best"].get(cfg.optimized_metric)
+
+
+def write_summary(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, wall_time: float) -> dict[str, Any]:
+    """Write ``summary.json``: best validation metrics, checkpoint paths, steps and wall time."""
+    ckpt_cb = trainer.checkpoint_callback
+    tracker = next((cb for cb in trainer.callbacks if isinstance(cb, BestMetrics)), None)
+    summary = {
+        "model": cfg.model.get("name"),
+        "optimized_metric": cfg.optimized_metric,
+        "best": tracker.best if tracker else {},
+        "last": {k: _scalar(v) for k, v in trainer.callback_metrics.items()},
+        "best_checkpoint": getattr(ckpt_cb, "best_model_path", "") or None,
+        "last_checkpoint": getattr(ckpt_cb, "last_model_path", "") or None,
+        "epochs": trainer.current_epoch,
+        "global_steps": trainer.global_step,
+        "wall_time_s": round(wall_time, 1),
+    }
+    if trainer.is_global_zero:
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        log.info("best: %s", json.dumps(summary["best"]))
+    return summary

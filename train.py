@@ -1,0 +1,16 @@
+"""Train a separator: python train.py [model=unet_paper] [trainer=gpu] [data=musdb data.root=DIR] ..."""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from sepkit.cli import run_guarded
+    from sepkit.training import train
+
+    return run_guarded(train, cfg)
+
+
+if __name__ == "__main__":
+    main()
