@@ -30,7 +30,9 @@ class BestMetrics(L.Callback):
         old = self.best.get(self.monitor)
         if old is None or (value > old if self.mode == "max" else value < old):
             self.best = {
-                k: float(v) for k, v in trainer.callback_metrics.items() if isinstance(v, torch.Tensor) and v.numel() == 1
+                k: float(v)
+                for k, v in trainer.callback_metrics.items()
+                if isinstance(v, torch.Tensor) and v.numel() == 1
             }
             self.best["epoch"] = trainer.current_epoch
             self.best["step"] = trainer.global_step

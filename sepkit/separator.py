@@ -15,6 +15,7 @@ import torch
 import torchaudio.functional as AF
 from torch import nn
 
+from sepkit.errors import SepkitError, find_user_error
 from sepkit.models.base import MaskNet
 from sepkit.spectral import make_stft_pair
 
@@ -82,9 +83,9 @@ class Separator(nn.Module):
     ) -> None:
         super().__init__()
         if mask_extension not in MASK_EXTENSIONS:
-            raise ValueError(f"model.mask_extension={mask_extension!r} must be one of {', '.join(MASK_EXTENSIONS)}")
+            raise SepkitError(f"model.mask_extension={mask_extension!r} must be one of {', '.join(MASK_EXTENSIONS)}")
         if not 0 < max_bins <= n_fft // 2 + 1:
-            raise ValueError(f"model.max_bins={max_bins} must be in [1, {n_fft // 2 + 1}] for n_fft={n_fft}")
+            raise SepkitError(f"model.max_bins={max_bins} must be in [1, {n_fft // 2 + 1}] for n_fft={n_fft}")
         self.targets = list(targets)
         self.sample_rate = sample_rate
         self.n_fft = n_fft
@@ -160,6 +161,12 @@ def build_separator(model_config: dict[str, Any], targets: Sequence[str]) -> Sep
     """Instantiate a separator from a model config (a ``conf/model/*.yaml`` resolved to a dict)."""
     from hydra.utils import instantiate
 
-    separator = instantiate(model_config, targets=list(targets), _convert_="all")
+    try:
+        separator = instantiate(model_config, targets=list(targets), _convert_="all")
+    except Exception as exc:
+        err = find_user_error(exc)
+        if err is None:
+            raise
+        raise err from None
     separator.config = dict(model_config)
     return separator

@@ -10,10 +10,9 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
+from sepkit.checkpoint import CHECKPOINT_KEY
 from sepkit.metrics import SI_SDR, SI_SDRI, TRAIN_LOSS, VAL_LOSS, VAL_SI_SDR, metric_key, si_sdr
 from sepkit.separator import Separator
-
-from sepkit.checkpoint import CHECKPOINT_KEY
 
 
 class SeparationSystem(L.LightningModule):

@@ -29,6 +29,18 @@ def check_accelerator(trainer_cfg: DictConfig) -> None:
         raise SepkitError("trainer=gpu needs a CUDA GPU, none found; use trainer=cpu (or trainer=default)")
 
 
+def check_required(cfg: DictConfig) -> None:
+    """Fail with one clear line for config values left as ``???``."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if "data.root" in missing:
+        raise SepkitError(
+            "data=musdb needs data.root=DIR, the folder holding MUSDB18's train/ and test/ "
+            "(MUSDB18: https://sigsep.github.io/datasets/musdb.html, MUSDB18-HQ: https://zenodo.org/records/3338373)"
+        )
+    if missing:
+        raise SepkitError(f"set {', '.join(missing)} on the command line (e.g. {missing[0]}=VALUE)")
+
+
 def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every entry with a ``_target_`` in a callbacks/logger group."""
     if not group:
@@ -47,6 +59,7 @@ def train(cfg: DictConfig) -> float | None:
     start = time.time()
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()  # Hydra's handlers already print and file them
+    check_required(cfg)
     check_accelerator(cfg.trainer)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -54,10 +67,7 @@ def train(cfg: DictConfig) -> float | None:
 
     datamodule = instantiate(cfg.data)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    try:
-        separator = build_separator(model_cfg, datamodule.targets)
-    except ValueError as err:
-        raise SepkitError(str(err)) from None
+    separator = build_separator(model_cfg, datamodule.targets)
     system = SeparationSystem(
         separator,
         loss=instantiate(cfg.loss),

@@ -15,8 +15,8 @@ import json
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
-from functools import lru_cache
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +92,7 @@ def _note(freq: float, dur: float, sr: int, decay: float, n_harm: int, bright: f
     """A plucked / struck harmonic note with per-harmonic exponential decay."""
     n = int(dur * sr)
     t = np.arange(n) / sr
-    amps = np.stack([(k ** -bright) * np.exp(-t * k / decay) for k in range(1, n_harm + 1)])
+    amps = np.stack([(k**-bright) * np.exp(-t * k / decay) for k in range(1, n_harm + 1)])
     env = np.minimum(1.0, t / 0.004)
     return env * _additive(np.full(n, freq), amps, sr)
 
@@ -289,7 +289,7 @@ def generate(root: str | Path, cfg: SyntheticConfig) -> Path:
         shutil.rmtree(tmp)
     jobs = [(tmp / subset / name, cfg.seed * 100_003 + i, cfg) for i, (subset, name) in enumerate(track_names(cfg))]
     with ProcessPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-        list(pool.map(write_track, *zip(*jobs)))
+        list(pool.map(write_track, *zip(*jobs, strict=True)))
     (tmp / MANIFEST).write_text(json.dumps({"generator_version": GENERATOR_VERSION, **asdict(cfg)}, indent=2))
     tmp.rename(root)
     return root

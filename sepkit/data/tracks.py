@@ -48,7 +48,9 @@ def detect_format(root: Path) -> bool:
         raise SepkitError(f"data.root={root} does not exist. {MUSDB_HINT}")
     subsets = [root / s for s in SUBSETS if (root / s).is_dir()]
     if not subsets:
-        raise SepkitError(f"data.root={root} has neither train/ nor test/ inside, so it is not MUSDB-shaped. {MUSDB_HINT}")
+        raise SepkitError(
+            f"data.root={root} has neither train/ nor test/ inside, so it is not MUSDB-shaped. {MUSDB_HINT}"
+        )
     stems = [p for s in subsets for p in s.glob("*.stem.mp4")]
     folders = [p for s in subsets for p in s.iterdir() if p.is_dir()]
     if stems:

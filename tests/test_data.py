@@ -1,0 +1,225 @@
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sepkit.data.augment import FrequencyMask, SourceAugment
+from sepkit.data.datamodule import FixedSegments, MUSDBDataModule, TrainSegments, group_targets
+from sepkit.data.split import SPLITS, cap_tracks, official_split, random_split
+from sepkit.data.tracks import TrackCache, TrackRef, find_tracks
+from sepkit.errors import SepkitError
+
+AUGMENT = {"gain": [0.25, 1.25], "channel_swap": True, "sign_flip": True, "remix": True, "freq_mask": None}
+
+
+def make_dm(data_root, cache_dir, **kw) -> MUSDBDataModule:
+    args = {
+        "root": str(data_root),
+        "sample_rate": 8192,
+        "targets": ["vocals", "accompaniment"],
+        "is_wav": None,
+        "split": "random",
+        "split_seed": 42,
+        "split_fractions": [0.7, 0.15, 0.15],
+        "n_songs": None,
+        "segment_seconds": 2.0,
+        "samples_per_track": 3,
+        "val_segment_seconds": 2.0,
+        "val_segments_per_track": 2,
+        "batch_size": 2,
+        "num_workers": 0,
+        "cache_dir": str(cache_dir),
+        "augment": AUGMENT,
+    }
+    args.update(kw)
+    return MUSDBDataModule(**args)
+
+
+def fake_tracks(n: int) -> list[TrackRef]:
+    return [TrackRef(f"Artist {i:02d} - Song", "train" if i % 3 else "test", Path(f"/x/{i}"), True) for i in range(n)]
+
+
+def test_random_split_is_deterministic_disjoint_and_70_15_15() -> None:
+    tracks = fake_tracks(40)
+    a, b = random_split(tracks, seed=1), random_split(list(reversed(tracks)), seed=1)
+    assert a == b
+    assert [len(a[s]) for s in SPLITS] == [28, 6, 6]
+    names = [t.name for s in SPLITS for t in a[s]]
+    assert len(names) == len(set(names)) == 40
+    assert random_split(tracks, seed=2) != a
+
+
+def test_n_songs_caps_and_too_few_fails() -> None:
+    assert len(cap_tracks(fake_tracks(20), 5, seed=0)) == 5
+    assert cap_tracks(fake_tracks(20), 5, seed=0) == cap_tracks(fake_tracks(20), 5, seed=0)
+    with pytest.raises(SepkitError, match="too few"):
+        random_split(cap_tracks(fake_tracks(20), 2, seed=0), seed=0)
+
+
+def test_official_split_needs_musdb_names() -> None:
+    tracks = fake_tracks(9)
+    split = official_split(tracks, [tracks[1].name])
+    assert [t.name for t in split["valid"]] == [tracks[1].name]
+    assert all(t.subset == "test" for t in split["test"])
+    with pytest.raises(SepkitError, match="split=random"):
+        official_split(tracks, [])
+
+
+def test_source_augment_keeps_ranges() -> None:
+    torch.manual_seed(0)
+    src = torch.ones(4, 2, 100)
+    out = SourceAugment(gain=(0.25, 1.25))(src)
+    assert ((out.abs() >= 0.25 - 1e-6) & (out.abs() <= 1.25 + 1e-6)).all()
+    assert (out < 0).any() and (out > 0).any()
+    swapped = SourceAugment(gain=None, sign_flip=False)(
+        torch.stack([torch.zeros(100), torch.ones(100)])[None].repeat(8, 1, 1)
+    )
+    assert (swapped[:, 0].sum(-1) > 0).any() and (swapped[:, 1].sum(-1) > 0).any()
+
+
+def test_frequency_mask_masks_the_same_bands_everywhere() -> None:
+    torch.manual_seed(0)
+    mix = torch.rand(3, 2, 64, 10) + 0.1
+    targets = torch.rand(3, 2, 2, 64, 10) + 0.1
+    m_mix, m_tgt = FrequencyMask(max_width=20, count=2)(mix, targets)
+    zero_mix = m_mix == 0
+    assert zero_mix.any()
+    for t in range(2):
+        assert torch.equal(m_tgt[:, t] == 0, zero_mix)
+
+
+def test_training_items_are_sums_of_augmented_sources(tiny_root, cache_dir) -> None:
+    dm = make_dm(tiny_root, cache_dir)
+    dm.prepare_data()
+    dm.setup("fit")
+    torch.manual_seed(0)
+    for i in range(len(dm.train_set)):
+        mixture, targets = dm.train_set[i]
+        assert mixture.shape == (2, 2 * 8192) and targets.shape == (2, 2, 2 * 8192)
+        torch.testing.assert_close(mixture, targets.sum(0))
+    mix, tgt = next(iter(dm.train_dataloader()))
+    assert mix.shape == (2, 2, 16384) and tgt.shape == (2, 2, 2, 16384)
+
+
+def test_remix_draws_sources_from_other_tracks() -> None:
+    audio = [np.full((4, 2, 1000), float(i), dtype=np.float32) for i in range(5)]
+    torch.manual_seed(0)
+    ds = TrainSegments(audio, ["vocals", "drums", "bass", "other"], 100, 20, augment=None, remix=True)
+    mixed = [len(set(ds[i][1][:, 0, 0].tolist())) > 1 for i in range(len(ds))]
+    assert any(mixed)
+    plain = TrainSegments(audio, ["vocals", "drums", "bass", "other"], 100, 20, augment=None, remix=False)
+    assert all(len(set(plain[i][1][:, 0, 0].tolist())) == 1 for i in range(len(plain)))
+
+
+def test_validation_segments_are_fixed_and_audible(tiny_root, cache_dir) -> None:
+    dm = make_dm(tiny_root, cache_dir)
+    dm.setup("fit")
+    first = [dm.valid_set[i] for i in range(len(dm.valid_set))]
+    again = make_dm(tiny_root, cache_dir)
+    again.setup("fit")
+    for (m1, t1), (m2, t2) in zip(first, [again.valid_set[i] for i in range(len(again.valid_set))], strict=True):
+        assert torch.equal(m1, m2) and torch.equal(t1, t2)
+    for _, targets in first:
+        assert targets.pow(2).mean(dim=(1, 2)).min() > 0
+
+
+def test_silent_targets_are_skipped_in_validation() -> None:
+    audio = np.random.default_rng(0).standard_normal((4, 2, 400)).astype(np.float32)
+    audio[0, :, :200] = 0  # vocals silent in the first half
+    ds = FixedSegments([audio], ["vocals", "accompaniment"], 100, 10)
+    assert [offset for _, offset in ds.index] == [200, 300]
+
+
+def test_split_lists_written(tiny_root, cache_dir, tmp_path) -> None:
+    dm = make_dm(tiny_root, cache_dir)
+    dm.write_splits(tmp_path / "splits.json")
+    text = (tmp_path / "splits.json").read_text()
+    assert all(t.name in text for t in find_tracks(tiny_root))
+
+
+def test_four_stem_targets(tiny_root, cache_dir) -> None:
+    dm = make_dm(tiny_root, cache_dir, targets=["vocals", "drums", "bass", "other"])
+    dm.setup("fit")
+    mixture, targets = dm.valid_set[0]
+    assert targets.shape[0] == 4
+    torch.testing.assert_close(mixture, targets.sum(0))
+
+
+def test_other_sample_rates_are_resampled(tmp_path, tiny_root, cache_dir) -> None:
+    src = next((tiny_root / "train").iterdir())
+    root = tmp_path / "musdb22k"
+    for sub in ("train", "test"):
+        dst = root / sub / f"Low Rate - {sub}"
+        dst.mkdir(parents=True)
+        for f in src.glob("*.wav"):
+            audio, rate = sf.read(f)
+            sf.write(dst / f.name, audio[::2], rate // 2)
+    (track,) = [t for t in find_tracks(root) if t.subset == "train"]
+    (audio,) = TrackCache(cache_dir, 8192).load([track])
+    assert audio.shape[0] == 4 and audio.shape[1] == 2
+    assert abs(audio.shape[-1] - 8 * 8192) <= 2
+
+
+def test_stem_mp4_is_read_through_musdb(tmp_path, cache_dir) -> None:
+    stempeg = pytest.importorskip("stempeg")
+    example = Path(stempeg.example_stem_path())
+    root = tmp_path / "musdb18"
+    for sub in ("train", "test"):
+        (root / sub).mkdir(parents=True)
+        shutil.copy(example, root / sub / example.name)
+    tracks = find_tracks(root)
+    assert [t.is_wav for t in tracks] == [False, False]
+    (audio,) = TrackCache(cache_dir, 8192).load(tracks[:1])
+    assert audio.shape[:2] == (4, 2) and audio.shape[-1] > 8192
+    assert np.abs(audio).max() > 0.01
+
+
+def test_mismatched_stems_are_skipped_with_a_warning(tmp_path, tiny_root, caplog) -> None:
+    root = tmp_path / "broken"
+    shutil.copytree(tiny_root / "train", root / "train")
+    bad = next((root / "train").iterdir())
+    audio, rate = sf.read(bad / "vocals.wav")
+    sf.write(bad / "vocals.wav", audio[:-100], rate)
+    names = [t.name for t in find_tracks(root)]
+    assert bad.name not in names and len(names) >= 1
+    assert bad.name in caplog.text and "differ in length" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"split": "bogus"}, "data.split"),
+        ({"targets": ["voice"]}, "data.targets"),
+        ({"segment_seconds": 0}, "segment_seconds"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"root": None}, "data.root"),
+    ],
+)
+def test_bad_values_fail_clearly(tmp_path, kw, match) -> None:
+    with pytest.raises(SepkitError, match=match):
+        make_dm(tmp_path, tmp_path, **kw)
+
+
+def test_missing_and_non_musdb_roots(tmp_path, cache_dir) -> None:
+    with pytest.raises(SepkitError, match="does not exist"):
+        make_dm(tmp_path / "nope", cache_dir).prepare_data()
+    (tmp_path / "junk").mkdir()
+    with pytest.raises(SepkitError, match="neither train/ nor test/"):
+        make_dm(tmp_path / "junk", cache_dir).prepare_data()
+    (tmp_path / "junk" / "train").mkdir()
+    with pytest.raises(SepkitError, match="no tracks"):
+        make_dm(tmp_path / "junk", cache_dir).prepare_data()
+
+
+def test_segment_longer_than_tracks(tiny_root, cache_dir) -> None:
+    with pytest.raises(SepkitError, match="longer than"):
+        make_dm(tiny_root, cache_dir, segment_seconds=60.0).prepare_data()
+
+
+def test_group_targets() -> None:
+    src = torch.arange(4.0).view(4, 1, 1).expand(4, 2, 3)
+    out = group_targets(src, ["vocals", "accompaniment"])
+    assert out[0, 0, 0] == 0 and out[1, 0, 0] == 1 + 2 + 3

@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from sepkit.spectral import make_stft_pair, num_frames
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(1024, 768), (1024, 256), (4096, 1024), (512, 128)])
+@pytest.mark.parametrize("length", [8192, 10007, 44100 + 13])
+def test_round_trip_rmse_below_1e6(n_fft: int, hop: int, length: int) -> None:
+    torch.manual_seed(0)
+    stft, istft = make_stft_pair(n_fft, hop)
+    wav = torch.randn(2, 2, length, dtype=torch.float64) * 0.3
+    stft.window = stft.window.double()
+    istft.window = istft.window.double()
+    spec = stft(wav)
+    assert spec.shape == (2, 2, n_fft // 2 + 1, num_frames(length, hop))
+    back = istft(spec, length)
+    assert back.shape == wav.shape
+    assert torch.sqrt(torch.mean((back - wav) ** 2)) < 1e-6
+
+
+def test_round_trip_float32_paper_settings() -> None:
+    stft, istft = make_stft_pair(1024, 768)
+    wav = torch.randn(1, 2, 97536) * 0.3
+    back = istft(stft(wav), wav.shape[-1])
+    assert torch.sqrt(torch.mean((back - wav) ** 2)) < 1e-6
+
+
+def test_bad_hop_is_rejected() -> None:
+    with pytest.raises(ValueError, match="hop_length"):
+        make_stft_pair(512, 1024)
