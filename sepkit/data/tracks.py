@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,16 +185,20 @@ class TrackCache:
     def path(self, track: TrackRef) -> Path:
         return self.dir / f"{self._key(track)}.npy"
 
+    def _store(self, track: TrackRef, mt) -> None:
+        audio = decode_sources(track, mt, self.sample_rate)
+        tmp = self.path(track).with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.npy")
+        np.save(tmp, audio)
+        tmp.replace(self.path(track))
+
     def load(self, tracks: list[TrackRef]) -> list[np.ndarray]:
         """Return each track's sources ``(sources, 2, time)``, decoding the uncached ones first."""
         missing = [t for t in tracks if not self.path(t).exists()]
         if missing:
             self.dir.mkdir(parents=True, exist_ok=True)
             opened = open_musdb(missing)
-            for track in missing:
-                log.info("decoding %s at %d Hz into the cache", track.name, self.sample_rate)
-                audio = decode_sources(track, opened[track], self.sample_rate)
-                tmp = self.path(track).with_suffix(f".{os.getpid()}.tmp.npy")
-                np.save(tmp, audio)
-                tmp.replace(self.path(track))
+            log.info("decoding %d track(s) at %d Hz into %s", len(missing), self.sample_rate, self.dir)
+            # ffmpeg runs in subprocesses, so threads decode tracks in parallel
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(lambda t: self._store(t, opened[t]), missing))
         return [np.load(self.path(t), mmap_mode="r") for t in tracks]

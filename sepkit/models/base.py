@@ -81,8 +81,12 @@ class UNet(MaskNet):
 
     Subclasses build ``encoder`` (each stage halves freq and frames, or keeps them for the first
     stage of a classic U-Net), ``decoder`` (stage ``i`` receives the running tensor and the skip of
-    the matching encoder stage), ``bottleneck`` and ``head``.
+    the matching encoder stage), ``bottleneck`` and ``head``. With ``skip_deepest`` the deepest
+    encoder output is also a skip (the bottleneck then downsamples itself, as in the classic U-Net);
+    otherwise it only feeds the bottleneck.
     """
+
+    skip_deepest = False
 
     encoder: nn.ModuleList
     decoder: nn.ModuleList
@@ -94,7 +98,9 @@ class UNet(MaskNet):
         for stage in self.encoder:
             x = stage(x)
             skips.append(x)
-        x = self.bottleneck(skips.pop())
+        if not self.skip_deepest:
+            skips.pop()
+        x = self.bottleneck(x)
         for stage in self.decoder:
             x = stage(x, skips.pop())
         return self.head(x)
@@ -124,3 +130,39 @@ def conv_up(in_ch: int, out_ch: int, kernel: int) -> nn.ConvTranspose2d:
     """Transposed conv that exactly doubles freq and frames."""
     pad = (kernel - 1) // 2
     return nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=2, padding=pad, output_padding=2 * pad + 2 - kernel)
+
+
+def double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
+    """[Conv 3×3 (same padding), BatchNorm, ReLU] × 2."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DownStage(nn.Module):
+    """Max-pool (skipped for the first stage) then a double conv."""
+
+    def __init__(self, in_ch: int, out_ch: int, pool: bool) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
+        self.conv = double_conv(in_ch, out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.pool(x))
+
+
+class UpStage(nn.Module):
+    """Transposed conv ×2 up, concatenate the skip, double conv."""
+
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_ch, out_ch, 2, stride=2)
+        self.conv = double_conv(out_ch + skip_ch, out_ch)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([self.up(x), skip], dim=1))
