@@ -1,61 +1,117 @@
+"""Every U-Net variant: shapes on odd sizes, mask range, gradients, skips, reload, learning."""
+
+import numpy as np
 import pytest
 import torch
 
+from sepkit.data.tracks import TrackCache, find_tracks
+from sepkit.losses import SpectrogramL1
+from sepkit.models.base import MaskNet
+from sepkit.models.unet_classic import ClassicUNet
 from sepkit.models.unet_paper import PaperUNet
+from sepkit.models.unet_simple import SimpleUNet
+from sepkit.models.unet_stereo import StereoUNet
+from sepkit.spectral import make_stft_pair
 
-SMALL = {"channels": [4, 8, 8, 16, 16, 16]}
+# Narrow versions of each variant keep the tests fast; the structure is the real one.
+VARIANTS = {
+    "unet_paper": lambda n, c: PaperUNet(n, c, channels=[4, 8, 8, 16, 16, 16]),
+    "unet_simple": lambda n, c: SimpleUNet(n, c, channels=[4, 8, 8, 16]),
+    "unet_stereo": lambda n, c: StereoUNet(n, c, base_channels=4),
+    "unet_classic": lambda n, c: ClassicUNet(n, c, features=[4, 8, 8, 16]),
+}
 
 
-@pytest.mark.parametrize("channels", [1, 2])
+def make(name: str, n_targets: int = 2, channels: int = 2) -> MaskNet:
+    torch.manual_seed(0)
+    return VARIANTS[name](n_targets, channels)
+
+
+def train_briefly(net: MaskNet, shape=(2, 2, 33, 17)) -> None:
+    """One optimisation step so BatchNorm / FrequencyNorm statistics exist."""
+    net.train()
+    net(torch.rand(*shape)).mean().backward()
+
+
+@pytest.mark.parametrize("name", VARIANTS)
 @pytest.mark.parametrize(("n_freq", "n_frames"), [(512, 128), (513, 37), (100, 65), (7, 3)])
-def test_paper_unet_shape_and_range_on_odd_sizes(channels: int, n_freq: int, n_frames: int) -> None:
-    net = PaperUNet(n_targets=2, audio_channels=channels, **SMALL).eval()
-    masks = net(torch.rand(3, channels, n_freq, n_frames))
-    assert masks.shape == (3, 2, channels, n_freq, n_frames)
+def test_shape_and_range_on_odd_sizes(name: str, n_freq: int, n_frames: int) -> None:
+    net = make(name)
+    masks = net(torch.rand(3, 2, n_freq, n_frames))
+    assert masks.shape == (3, 2, 2, n_freq, n_frames)
     assert masks.min() >= 0 and masks.max() <= 1
 
 
-def test_paper_unet_is_the_paper_architecture() -> None:
-    net = PaperUNet(n_targets=1, audio_channels=1)
-    convs = [m for m in net.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert [c.out_channels for c in convs] == [16, 32, 64, 128, 256, 512]
-    assert all(c.kernel_size == (5, 5) and c.stride == (2, 2) for c in convs)
-    deconvs = [m for m in net.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
-    assert [d.out_channels for d in deconvs] == [256, 128, 64, 32, 16, 1]
-    dropouts = [m for m in net.decoder.modules() if isinstance(m, torch.nn.Dropout)]
-    assert len(dropouts) == 3 and all(d.p == 0.5 for d in dropouts)
-    # the 512 x 128 paper patch reaches an 8 x 2 bottleneck
-    x = torch.rand(1, 1, 512, 128)
-    for stage in net.encoder:
-        x = stage(x)
-    assert x.shape == (1, 512, 8, 2)
+@pytest.mark.parametrize("name", ["unet_paper", "unet_simple", "unet_classic"])
+def test_mono_variants_take_any_channel_count(name: str) -> None:
+    net = make(name, n_targets=1, channels=1).eval()
+    x = torch.rand(2, 1, 40, 20)
+    single = net(x)
+    assert single.shape == (2, 1, 1, 40, 20)
+    stereo = net(x.expand(2, 2, 40, 20))
+    torch.testing.assert_close(stereo[:, :, 0], single[:, :, 0])  # channels are independent items
 
 
-def test_gradients_reach_every_parameter() -> None:
-    net = PaperUNet(n_targets=2, audio_channels=2, **SMALL)
-    net(torch.rand(2, 2, 64, 64)).mean().backward()
-    for name, p in net.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+def test_stereo_variant_gives_four_masks_from_one_image() -> None:
+    net = StereoUNet(2, 2)
+    assert net.out_channels == 4 and net.in_channels == 2
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in net.modules()) == 2  # two downsampling levels
+    with pytest.raises(ValueError, match="expects 2 channels"):
+        net(torch.rand(1, 1, 16, 16))
 
 
-def test_skip_connections_matter() -> None:
+@pytest.mark.parametrize("name", VARIANTS)
+def test_gradients_reach_every_parameter(name: str) -> None:
+    net = make(name)
+    net(torch.rand(2, 2, 64, 32)).mean().backward()
+    for pname, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_skip_connections_matter(name: str) -> None:
+    """Perturbing only the shallowest skip (the deep path untouched) changes the masks."""
+    net = make(name)
+    train_briefly(net)
+    net.eval()
+    x = torch.rand(1, 2, 33, 32)
+    base = net(x)
+    handle = net.decoder[-1].register_forward_pre_hook(lambda module, args: (args[0], args[1] + 1.0))
+    perturbed = net(x)
+    handle.remove()
+    assert not torch.allclose(base, perturbed)
+    torch.testing.assert_close(net(x), base)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_reload_identity(name: str) -> None:
+    net = make(name)
+    train_briefly(net)
+    net.eval()
+    fresh = make(name)
+    fresh.load_state_dict(net.state_dict())
+    fresh.eval()
+    x = torch.rand(2, 2, 33, 17)
+    assert torch.equal(net(x), fresh(x))
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_a_few_steps_on_built_in_data_lower_the_loss(name: str, tiny_root, cache_dir) -> None:
     torch.manual_seed(0)
-    net = PaperUNet(n_targets=1, audio_channels=1, **SMALL).eval()
-    x = torch.rand(1, 1, 64, 64)
-    skips: list[torch.Tensor] = []
-    h = x
-    for stage in net.encoder:
-        h = stage(h)
-        skips.append(h)
-    base = net.head(_decode(net, skips))
-    perturbed = [s.clone() for s in skips]
-    perturbed[0] = perturbed[0] + 1.0  # the shallowest skip only reaches the output through the skip path
-    assert not torch.allclose(base, net.head(_decode(net, perturbed)))
-
-
-def _decode(net: PaperUNet, skips: list[torch.Tensor]) -> torch.Tensor:
-    skips = list(skips)
-    h = net.bottleneck(skips.pop())
-    for stage in net.decoder:
-        h = stage(h, skips.pop())
-    return h
+    (audio,) = TrackCache(cache_dir, 8192).load([find_tracks(tiny_root)[0]])
+    sources = torch.from_numpy(np.array(audio[:, :, : 4 * 8192])).reshape(4, 2, 4, 8192).permute(2, 0, 1, 3)
+    targets = torch.stack([sources[:, 0], sources[:, 1:].sum(1)], dim=1)  # vocals, accompaniment
+    stft, _ = make_stft_pair(1024, 768)
+    mix_mag = stft(targets.sum(1)).abs()[..., :256, :]
+    target_mag = stft(targets).abs()[..., :256, :]
+    net = make(name)
+    loss_fn = SpectrogramL1()
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss = loss_fn(net(mix_mag), mix_mag, target_mag)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0], losses[::5]

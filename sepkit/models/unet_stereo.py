@@ -44,6 +44,8 @@ class FrequencyNorm(nn.Module):
             else:
                 self.mean.lerp_(mean, self.momentum)
                 self.std.lerp_(std, self.momentum)
+        if self.mean.numel() == 0:  # untrained: no statistics yet
+            return x
         if self.mean.numel() != x.shape[2]:
             raise ValueError(f"FrequencyNorm saw {self.mean.numel()} bins in training, got {x.shape[2]}")
         return (x - self.mean[:, None]) / self.std[:, None].clamp_min(1e-5)
