@@ -1,0 +1,133 @@
+"""The inference engine: overlap-add exactness, chunked == unchunked, streaming, channels, bad audio."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sepkit.errors import SepkitError
+from sepkit.inference import SeparationEngine, crossfade_window
+from sepkit.models.base import MaskNet
+from sepkit.separator import build_separator
+from tests.test_separator import PAPER
+
+
+class OneMask(MaskNet):
+    """Identity "model": mask 1 for the first target, 0 for the second."""
+
+    def __init__(self, n_targets: int, audio_channels: int = 2) -> None:
+        super().__init__(n_targets, audio_channels, fold_channels=True, multiple=1)
+
+    def forward(self, mag: torch.Tensor) -> torch.Tensor:
+        masks = torch.zeros(mag.shape[0], self.n_targets, *mag.shape[1:])
+        masks[:, 0] = 1.0
+        return masks
+
+
+def identity_separator(**overrides):
+    cfg = {**PAPER, "net": {"_target_": "tests.test_inference.OneMask", "_partial_": True}, **overrides}
+    return build_separator(cfg, ["vocals", "accompaniment"])
+
+
+def small_separator():
+    torch.manual_seed(0)
+    return build_separator(PAPER, ["vocals", "accompaniment"]).eval()
+
+
+@pytest.mark.parametrize("window", ["hann", "triangular"])
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5])
+@pytest.mark.parametrize(("rate", "length"), [(8192, 8192 * 40 + 77), (44100, 44100 * 13 + 5), (22050, 3001)])
+def test_identity_model_returns_the_input(window: str, overlap: float, rate: int, length: int) -> None:
+    engine = SeparationEngine(identity_separator(), overlap=overlap, window=window, batch_size=3)
+    mix = torch.randn(2, length) * 0.3
+    out = engine.separate(mix, rate)
+    assert out["vocals"].shape == mix.shape
+    if rate == 8192:
+        torch.testing.assert_close(out["vocals"], mix, atol=1e-5, rtol=0)
+    else:  # resampling to 8192 Hz and back keeps only the band below 4096 Hz
+        lowpassed = torch.from_numpy(
+            np.fft.irfft(np.fft.rfft(mix.numpy()) * (np.fft.rfftfreq(length, 1 / rate) < 3800), length)
+        )
+        assert torch.mean((out["vocals"] - lowpassed.float()) ** 2) < 0.05 * torch.mean(mix**2)
+    assert out["accompaniment"].abs().max() == 0
+
+
+def test_chunks_cover_the_signal_and_weights_are_positive() -> None:
+    engine = SeparationEngine(identity_separator(), overlap=0.5)
+    for length in (1, engine.chunk, engine.chunk + 1, 10 * engine.chunk + 3):
+        starts = engine.chunk_starts(length)
+        assert starts[0] == 0 and starts[-1] + engine.chunk >= length
+    for kind in ("hann", "triangular"):
+        assert crossfade_window(101, kind).min() > 0
+
+
+def test_chunked_and_unchunked_agree() -> None:
+    sep = small_separator()
+    mix = torch.randn(2, sep.hop_length * 100) * 0.3
+    engine = SeparationEngine(sep, overlap=0.5)
+    engine.chunk = mix.shape[-1] * 2  # one chunk: the unchunked result
+    engine.stride = engine.chunk
+    whole = engine.separate(mix, sep.sample_rate)["vocals"]
+    engine = SeparationEngine(sep, overlap=0.5)
+    engine.chunk = sep.hop_length * 40
+    engine.stride = engine.chunk // 2
+    chunked = engine.separate(mix, sep.sample_rate)["vocals"]
+    err = torch.mean((whole - chunked) ** 2) / torch.mean(whole**2)
+    assert err < 0.05, float(err)
+
+
+def test_mono_in_mono_out_stereo_in_stereo_out() -> None:
+    engine = SeparationEngine(small_separator())
+    assert engine.separate(torch.randn(1, 30000), 44100)["vocals"].shape == (1, 30000)
+    assert engine.separate(torch.randn(2, 30000), 44100)["vocals"].shape == (2, 30000)
+
+
+def test_silence_gives_silence_not_nan() -> None:
+    out = SeparationEngine(small_separator()).separate(torch.zeros(2, 44100), 44100)
+    for v in out.values():
+        assert torch.isfinite(v).all() and v.abs().max() == 0
+
+
+@pytest.mark.parametrize(
+    ("audio", "rate", "match"),
+    [
+        (torch.randn(3, 40000), 44100, "3 channels"),
+        (torch.tensor([[float("nan")] * 40000]), 44100, "NaN"),
+        (torch.randn(2, 100), 44100, "shorter than one STFT window"),
+        (torch.randn(2, 0), 44100, "empty"),
+        (torch.randn(2, 40000), 4000, "outside"),
+    ],
+)
+def test_bad_audio(audio: torch.Tensor, rate: int, match: str) -> None:
+    with pytest.raises(SepkitError, match=match):
+        SeparationEngine(small_separator()).separate(audio, rate)
+
+
+def test_downmix_accepts_many_channels() -> None:
+    out = SeparationEngine(small_separator(), downmix=True).separate(torch.randn(6, 40000), 44100)
+    assert out["vocals"].shape == (1, 40000)
+
+
+def test_streaming_matches_in_memory(tmp_path) -> None:
+    sep = small_separator()
+    rate = 22050
+    audio = (np.random.default_rng(0).standard_normal((rate * 25, 2)) * 0.2).astype(np.float32)
+    path = tmp_path / "song.wav"
+    sf.write(path, audio, rate, subtype="FLOAT")
+    engine = SeparationEngine(sep, block_seconds=7.0)
+    blocks = list(engine.separate_file(path))
+    assert len(blocks) == 4
+    streamed = np.concatenate([b["vocals"] for _, b in blocks])
+    assert streamed.shape == audio.shape
+    whole = engine.separate(torch.from_numpy(audio.T.copy()), rate)["vocals"].numpy().T
+    assert np.mean((streamed - whole) ** 2) < 0.01 * np.mean(whole**2)
+
+
+def test_wiener_and_shifts_run_and_keep_shapes() -> None:
+    pytest.importorskip("openunmix")
+    engine = SeparationEngine(small_separator(), wiener_iterations=1, shifts=2)
+    out = engine.separate(torch.randn(2, 20000) * 0.1, 16000)
+    assert out["vocals"].shape == (2, 20000) and torch.isfinite(out["vocals"]).all()
+    # Wiener filtering keeps the estimates summing (almost) to the mixture's low band
+    plain = SeparationEngine(small_separator()).separate(torch.randn(2, 20000) * 0.1, 16000)
+    assert plain["vocals"].shape == out["vocals"].shape
