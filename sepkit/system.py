@@ -43,6 +43,8 @@ class SeparationSystem(L.LightningModule):
         self.targets = separator.targets
         self.val_si_sdr = nn.ModuleDict({t: MeanMetric() for t in self.targets})
         self.val_si_sdr_mix = nn.ModuleDict({t: MeanMetric() for t in self.targets})
+        # How the model was trained (data config, split lists); stored in checkpoints for evaluate.py.
+        self.run_info: dict[str, Any] = {}
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         return self.separator(mixture)
@@ -100,4 +102,4 @@ class SeparationSystem(L.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = self.separator.describe()
+        checkpoint[CHECKPOINT_KEY] = {**self.separator.describe(), "run": self.run_info}

@@ -37,6 +37,12 @@ def check_required(cfg: DictConfig) -> None:
             "data=musdb needs data.root=DIR, the folder holding MUSDB18's train/ and test/ "
             "(MUSDB18: https://sigsep.github.io/datasets/musdb.html, MUSDB18-HQ: https://zenodo.org/records/3338373)"
         )
+    if "ckpt" in missing:
+        raise SepkitError(
+            "pass ckpt=PATH, a checkpoint written by train.py (outputs/train/<run>/checkpoints/best.ckpt)"
+        )
+    if "input" in missing:
+        raise SepkitError("pass input=FILE_OR_DIR, the audio to separate (wav, flac, ogg or mp3)")
     if missing:
         raise SepkitError(f"set {', '.join(missing)} on the command line (e.g. {missing[0]}=VALUE)")
 
@@ -83,6 +89,12 @@ def train(cfg: DictConfig) -> float | None:
 
     datamodule.prepare_data()
     datamodule.write_splits(out_dir / "splits.json")
+    system.run_info = {
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "data_root": str(Path(datamodule.root).resolve()),
+        "splits": {name: [t.name for t in tracks] for name, tracks in datamodule.tracks.items()},
+        "seed": cfg.seed,
+    }
     log.info("tracks: %s", {k: len(v) for k, v in datamodule.tracks.items()})
     trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
 

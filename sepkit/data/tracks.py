@@ -202,3 +202,15 @@ class TrackCache:
             with ThreadPoolExecutor(max_workers=4) as pool:
                 list(pool.map(lambda t: self._store(t, opened[t]), missing))
         return [np.load(self.path(t), mmap_mode="r") for t in tracks]
+
+
+def read_track(track: TrackRef) -> tuple[np.ndarray, np.ndarray, int]:
+    """A whole track at its own rate: mixture ``(2, time)``, sources ``(4, 2, time)``, rate."""
+    mt = open_musdb([track])[track]
+    rate = int(mt.rate)
+    sources = decode_sources(track, mt, rate)
+    mixture = np.asarray(mt.audio, dtype=np.float32).T
+    if mixture.shape[0] == 1:
+        mixture = np.repeat(mixture, 2, axis=0)
+    length = min(mixture.shape[-1], sources.shape[-1])  # stem.mp4 streams can differ by a frame
+    return mixture[:, :length], sources[..., :length], rate
