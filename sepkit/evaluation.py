@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,7 @@ def print_table(results: dict[str, Any], metrics: list[str], targets: list[str])
         for method in METHODS:
             values = results["median"][method][target]
             table.add_row(target, method, *(f"{values[m]:.3f}" for m in metrics))
-    Console().print(table)
+    Console(width=max(150, shutil.get_terminal_size().columns)).print(table)
 
 
 def plot_boxes(path: Path, rows: list[dict[str, Any]], metrics: list[str], targets: list[str]) -> None:

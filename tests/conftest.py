@@ -62,3 +62,12 @@ def tiny_train_args(tmp_path: Path, tiny_root: Path, cache_dir: Path) -> list[st
         f"hydra.run.dir={tmp_path}/run",
         *TINY_RUN,
     ]
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory, tiny_root: Path, cache_dir: Path) -> Path:
+    """A checkpoint from a one-epoch run on the tiny dataset."""
+    tmp = tmp_path_factory.mktemp("trained")
+    result = run_entry("train.py", *tiny_train_args(tmp, tiny_root, cache_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp / "run" / "checkpoints" / "best.ckpt"

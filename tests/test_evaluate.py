@@ -1,0 +1,79 @@
+"""evaluate.py end to end on generated audio; metrics against museval and by definition."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sepkit.metrics import EVAL_METRICS, museval_medians, track_metrics, usdr
+from tests.conftest import run_entry
+
+
+def eval_args(tmp_path, ckpt, run="eval"):
+    return [f"ckpt={ckpt}", f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/{run}", "eval.max_tracks=1"]
+
+
+def test_evaluate_writes_tables_with_baselines_and_is_repeatable(tmp_path, tiny_ckpt) -> None:
+    first = run_entry("evaluate.py", *eval_args(tmp_path, tiny_ckpt, "a"), "eval.save_audio=true")
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = tmp_path / "a"
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["median"]) == {"model", "mixture", "oracle"}
+    vocals = results["median"]
+    assert set(vocals["model"]["vocals"]) == set(EVAL_METRICS)
+    # the oracle ratio mask beats doing nothing
+    assert vocals["oracle"]["vocals"]["si_sdr"] > vocals["mixture"]["vocals"]["si_sdr"] + 3
+    assert (out / "per_track.csv").read_text().count("\n") == 1 + 3 * 2  # header + methods x targets
+    assert (out / "eval.png").stat().st_size > 1000
+    assert len(list((out / "estimates").rglob("*.wav"))) == 2
+    assert "oracle" in first.stdout and "museval_sdr" in first.stdout
+    second = run_entry("evaluate.py", *eval_args(tmp_path, tiny_ckpt, "b"))
+    assert second.returncode == 0
+    again = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert again["median"] == results["median"]
+    assert again["tracks"] == results["tracks"]
+
+
+def test_usdr_and_si_sdr_by_definition() -> None:
+    ref = torch.randn(2, 8000)
+    noise = torch.randn(2, 8000) * 0.1
+    assert usdr(ref + noise, ref) == pytest.approx(10 * np.log10(float(ref.pow(2).sum() / noise.pow(2).sum())), abs=1e-3)
+    rows = track_metrics((ref * 3)[None], ref[None], 8000, with_museval=False)
+    assert rows[0]["si_sdr"] > 60  # scale-invariant: a scaled reference is perfect
+
+
+def test_museval_medians_match_museval_directly() -> None:
+    museval = pytest.importorskip("museval")
+    rng = np.random.default_rng(0)
+    refs = rng.standard_normal((2, 3 * 8000, 2))
+    ests = refs + 0.3 * rng.standard_normal(refs.shape) + 0.2 * refs[::-1]
+    sdr, _, sir, sar = museval.evaluate(refs, ests, win=8000, hop=8000)
+    ours = museval_medians(torch.from_numpy(ests).permute(0, 2, 1), torch.from_numpy(refs).permute(0, 2, 1), 8000)
+    np.testing.assert_allclose(ours["museval_sdr"], np.nanmedian(sdr, axis=1), atol=0.01)
+    np.testing.assert_allclose(ours["museval_sir"], np.nanmedian(sir, axis=1), atol=0.01)
+    np.testing.assert_allclose(ours["museval_sar"], np.nanmedian(sar, axis=1), atol=0.01)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["ckpt=/no/such.ckpt"], "does not exist"),
+        ([], "pass ckpt=PATH"),
+    ],
+)
+def test_bad_checkpoints(tmp_path, args, needle) -> None:
+    result = run_entry("evaluate.py", *args, f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/e")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert needle in result.stderr
+
+
+def test_not_a_sepkit_checkpoint(tmp_path) -> None:
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint at all")
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}}, other)
+    for path, needle in ((junk, "corrupt"), (other, "not a sepkit checkpoint")):
+        result = run_entry("evaluate.py", f"ckpt={path}", f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/e")
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert needle in result.stderr
