@@ -41,3 +41,7 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+bench: install
+	$(PY) -m bench.models
+	$(PY) -m bench.inference

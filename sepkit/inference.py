@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
+import torchaudio
 
 from sepkit.errors import SepkitError
 from sepkit.separator import Separator
@@ -35,6 +36,18 @@ def crossfade_window(length: int, kind: str) -> torch.Tensor:
         ramp = torch.arange(1, length + 1, dtype=torch.float64)
         return (torch.minimum(ramp, ramp.flip(0)) / ((length + 1) / 2)).clamp_min(1e-4).float()
     raise SepkitError(f"window={kind!r} must be one of {', '.join(WINDOWS)}")
+
+
+@lru_cache(maxsize=8)
+def resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
+    """A torchaudio resampler whose sinc kernel is built once per rate pair."""
+    return torchaudio.transforms.Resample(orig, new)
+
+
+def resample(x: torch.Tensor, orig: int, new: int) -> torch.Tensor:
+    if orig == new:
+        return x
+    return resampler(orig, new).to(x.device)(x)
 
 
 class SeparationEngine:
@@ -62,7 +75,7 @@ class SeparationEngine:
         wiener_iterations: int = 0,
         device: str = "auto",
         downmix: bool = False,
-        block_seconds: float = 120.0,
+        block_seconds: float = 60.0,
     ) -> None:
         if not 0.0 <= overlap <= 0.9:
             raise SepkitError(f"overlap={overlap} must be in [0, 0.9]")
@@ -118,15 +131,13 @@ class SeparationEngine:
         channels, length = mixture.shape
         sep = self.separator
         x = mixture.to(self.device)
-        if sample_rate != sep.sample_rate:
-            x = AF.resample(x, sample_rate, sep.sample_rate)
+        x = resample(x, sample_rate, sep.sample_rate)
         if channels == 1 and sep.audio_channels == 2:
             x = x.expand(2, -1)
         est = self._separate_shifted(x)
         if channels == 1 and sep.audio_channels == 2:
             est = est.mean(dim=1, keepdim=True)
-        if sample_rate != sep.sample_rate:
-            est = AF.resample(est, sep.sample_rate, sample_rate)
+        est = resample(est, sep.sample_rate, sample_rate)
         est = torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length].cpu()
         return {t: est[i] for i, t in enumerate(self.targets)}
 

@@ -38,7 +38,9 @@ def test_evaluate_writes_tables_with_baselines_and_is_repeatable(tmp_path, tiny_
 def test_usdr_and_si_sdr_by_definition() -> None:
     ref = torch.randn(2, 8000)
     noise = torch.randn(2, 8000) * 0.1
-    assert usdr(ref + noise, ref) == pytest.approx(10 * np.log10(float(ref.pow(2).sum() / noise.pow(2).sum())), abs=1e-3)
+    assert usdr(ref + noise, ref) == pytest.approx(
+        10 * np.log10(float(ref.pow(2).sum() / noise.pow(2).sum())), abs=1e-3
+    )
     rows = track_metrics((ref * 3)[None], ref[None], 8000, with_museval=False)
     assert rows[0]["si_sdr"] > 60  # scale-invariant: a scaled reference is perfect
 
