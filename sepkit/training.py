@@ -60,6 +60,51 @@ def _scalar(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def resolve_resume(cfg: DictConfig) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path``, or ``resume=auto`` (newest ``last.ckpt`` of
+    any training run) / ``resume=RUN_DIR`` (that run's ``last.ckpt``)."""
+    resume = cfg.get("resume")
+    if cfg.get("ckpt_path"):
+        if resume:
+            raise SepkitError("give either ckpt_path=... or resume=..., not both")
+        if not Path(cfg.ckpt_path).is_file():
+            raise SepkitError(f"ckpt_path={cfg.ckpt_path} does not exist")
+        return str(cfg.ckpt_path)
+    if not resume:
+        return None
+    if resume == "auto":
+        found = sorted(
+            Path(cfg.paths.log_dir, cfg.task_name).rglob("checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime
+        )
+        if not found:
+            raise SepkitError(f"resume=auto found no last.ckpt under {Path(cfg.paths.log_dir, cfg.task_name)}")
+        return str(found[-1])
+    last = Path(resume) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise SepkitError(f"resume={resume}: no checkpoints/last.ckpt in that run dir")
+    return str(last)
+
+
+def check_multirun_ddp(cfg: DictConfig) -> None:
+    """DDP that re-launches the script (strategy=ddp) cannot run inside Hydra's basic multirun."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra_cfg = HydraConfig.get()
+    except ValueError:  # not under @hydra.main
+        return
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    devices = cfg.trainer.get("devices", 1)
+    multi = devices == -1 or (isinstance(devices, int) and devices > 1) or cfg.trainer.get("num_nodes", 1) > 1
+    launcher = str(hydra_cfg.launcher.get("_target_", ""))
+    if hydra_cfg.mode == RunMode.MULTIRUN and multi and strategy == "ddp" and "BasicLauncher" in launcher:
+        raise SepkitError(
+            "strategy=ddp inside a Hydra multirun (-m) re-runs the whole sweep in every process; "
+            "add trainer.strategy=ddp_spawn to the sweep, or launch with hydra/launcher=slurm"
+        )
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train a separator as ``cfg`` says and return ``cfg.optimized_metric`` (for sweepers)."""
     start = time.time()
@@ -67,6 +112,8 @@ def train(cfg: DictConfig) -> float | None:
         logging.getLogger(name).handlers.clear()  # Hydra's handlers already print and file them
     check_required(cfg)
     check_accelerator(cfg.trainer)
+    check_multirun_ddp(cfg)
+    ckpt_path = resolve_resume(cfg)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
@@ -96,7 +143,7 @@ def train(cfg: DictConfig) -> float | None:
         "seed": cfg.seed,
     }
     log.info("tracks: %s", {k: len(v) for k, v in datamodule.tracks.items()})
-    trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
 
     summary = write_summary(cfg, trainer, out_dir, time.time() - start)
     return summary["best"].get(cfg.optimized_metric)
