@@ -12,7 +12,8 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sepkit.callbacks import BestMetrics
 from sepkit.errors import SepkitError
@@ -85,6 +86,18 @@ def resolve_resume(cfg: DictConfig) -> str | None:
     return str(last)
 
 
+def resume_wandb_run(cfg: DictConfig, ckpt_path: str | None) -> None:
+    """When resuming, continue the W&B run the checkpoint was logged to."""
+    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
+    if not ckpt_path or not wandb_cfg or wandb_cfg.get("id"):
+        return
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    run_id = ckpt.get("sepkit", {}).get("run", {}).get("wandb_id")
+    if run_id:
+        with open_dict(cfg):
+            cfg.logger.wandb.id = run_id
+
+
 def check_multirun_ddp(cfg: DictConfig) -> None:
     """DDP that re-launches the script (strategy=ddp) cannot run inside Hydra's basic multirun."""
     try:
@@ -129,6 +142,7 @@ def train(cfg: DictConfig) -> float | None:
         spec_augment=datamodule.spec_augment,
     )
     callbacks = instantiate_group(cfg.get("callbacks"))
+    resume_wandb_run(cfg, ckpt_path)
     loggers = instantiate_group(cfg.get("logger"))
     if not loggers:  # nothing to send learning rates to
         callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
@@ -142,6 +156,16 @@ def train(cfg: DictConfig) -> float | None:
         "splits": {name: [t.name for t in tracks] for name, tracks in datamodule.tracks.items()},
         "seed": cfg.seed,
     }
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        if isinstance(lg, WandbLogger):
+            system.run_info["wandb_id"] = lg.experiment.id
+            if lg._offline:
+                print(
+                    f"W&B: no API key found, logging offline to {lg.experiment.dir.rsplit('/files', 1)[0]}; "
+                    "upload it later with `wandb sync <that dir>`",
+                    flush=True,
+                )
     log.info("tracks: %s", {k: len(v) for k, v in datamodule.tracks.items()})
     trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
 
