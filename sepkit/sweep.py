@@ -17,7 +17,7 @@ SHOWN = ("val/si_sdr", "val/vocals/si_sdr", "val/vocals/si_sdri")
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job of a sweep dir: its overrides, best metrics and best checkpoint."""
+    """One row per job of a sweep dir: its swept overrides, best metrics and best checkpoint."""
     rows = []
     for summary_path in sorted(
         sweep_dir.glob("*/summary.json"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0
@@ -26,10 +26,15 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         summary = json.loads(summary_path.read_text())
         overrides_file = job / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
-        row = {"job": job.name, "overrides": " ".join(overrides or [])}
+        row = {"job": job.name, "overrides": list(overrides or [])}
         row.update({k: v for k, v in summary.get("best", {}).items() if k.startswith("val/")})
         row.update({"epochs": summary.get("epochs"), "checkpoint": summary.get("best_checkpoint")})
         rows.append(row)
+    # show only the overrides that differ between jobs (the swept ones)
+    parsed = [dict(o.split("=", 1) for o in row["overrides"] if "=" in o) for row in rows]
+    varying = [k for k in dict.fromkeys(k for p in parsed for k in p) if len({p.get(k) for p in parsed}) > 1]
+    for row, p in zip(rows, parsed, strict=True):
+        row["overrides"] = " ".join(f"{k}={p[k]}" for k in varying if k in p)
     return rows
 
 

@@ -1,0 +1,129 @@
+"""Experiment management: W&B offline media, TensorBoard media, sweeps + summary, optuna, DDP on
+CPU, bf16 on CPU, debug overlays with every model."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from sepkit.training import train
+from tests.conftest import ROOT, TINY_RUN, run_entry, tiny_train_args
+
+TINY_MEDIA = ["callbacks.media.every_n_epochs=1", "callbacks.media.n_examples=1"]
+
+
+def test_wandb_offline_run_logs_audio_and_images(tmp_path, tiny_root, cache_dir, monkeypatch) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    env_home = tmp_path / "home"
+    env_home.mkdir()
+    monkeypatch.setenv("HOME", str(env_home))
+    result = run_entry("train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "logger=wandb", *TINY_MEDIA)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "logging offline" in result.stdout
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    media = list((runs[0] / "files" / "media").rglob("*"))
+    assert any(p.suffix == ".wav" for p in media) and any(p.suffix == ".png" for p in media)
+    assert (runs[0] / f"run-{runs[0].name.rsplit('-', 1)[1]}.wandb").stat().st_size > 0
+
+
+def test_tensorboard_and_csv_together(tmp_path, tiny_root, cache_dir) -> None:
+    result = run_entry(
+        "train.py",
+        *tiny_train_args(tmp_path, tiny_root, cache_dir),
+        "logger=many",
+        "logger.wandb.offline=true",
+        *TINY_MEDIA,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and max(e.stat().st_size for e in events) > 10_000  # audio + figures, not just scalars
+    assert (tmp_path / "run" / "csv" / "metrics.csv").exists()
+    assert (tmp_path / "run" / "csv" / "hparams.yaml").read_text().count("model") > 0
+
+
+def test_two_by_two_multirun_writes_a_sweep_summary(tmp_path, tiny_root, cache_dir) -> None:
+    args = [a for a in tiny_train_args(tmp_path, tiny_root, cache_dir) if not a.startswith("hydra.run.dir")]
+    result = run_entry(
+        "train.py",
+        "-m",
+        *args,
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        "logger=none",
+        "optimizer.lr=1e-3,1e-4",
+        "loss=spec_l1,mask_l1",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with (tmp_path / "sweep" / "sweep_summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    assert {r["overrides"] for r in rows} == {
+        f"optimizer.lr={lr} loss={loss}" for lr in ("0.001", "0.0001") for loss in ("spec_l1", "mask_l1")
+    }
+    assert all(Path(r["checkpoint"]).is_file() and r["val/si_sdr"] for r in rows)
+    assert "sweep summary" in result.stdout
+
+
+def test_three_optuna_trials(tmp_path, tiny_root, cache_dir) -> None:
+    args = [a for a in tiny_train_args(tmp_path, tiny_root, cache_dir) if not a.startswith("hydra.run.dir")]
+    result = run_entry(
+        "train.py",
+        "hparams_search=optuna",
+        *args,
+        f"hydra.sweep.dir={tmp_path}/opt",
+        "logger=none",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "best_value" in (tmp_path / "opt" / "optimization_results.yaml").read_text()
+    assert len(list((tmp_path / "opt").glob("*/summary.json"))) == 3
+
+
+def test_ddp_on_two_cpu_processes(tmp_path, tiny_root, cache_dir) -> None:
+    result = run_entry("train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "trainer=ddp_cpu", "logger=csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    # 4 train tracks x 2 samples = 8 items, batch 2 per process, 2 processes: 2 steps
+    assert summary["global_steps"] == 2
+    assert isinstance(summary["best"]["val/si_sdr"], float)
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_ddp_inside_multirun_fails_clearly(tmp_path, tiny_root, cache_dir) -> None:
+    args = [a for a in tiny_train_args(tmp_path, tiny_root, cache_dir) if not a.startswith("hydra.run.dir")]
+    result = run_entry("train.py", "-m", *args, f"hydra.sweep.dir={tmp_path}/s", "trainer=ddp_cpu", "seed=1,2")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "ddp_spawn" in result.stderr
+
+
+def test_bf16_mixed_on_cpu(tmp_path, tiny_root, cache_dir) -> None:
+    result = run_entry("train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "trainer.precision=bf16-mixed")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best"]["val/loss"] == summary["best"]["val/loss"]  # not NaN
+
+
+@pytest.mark.parametrize("model", ["unet_paper", "unet_simple", "unet_stereo", "unet_classic"])
+def test_debug_fdr_runs_with_each_model(model, tmp_path, tiny_root, cache_dir) -> None:
+    overrides = [o for o in TINY_RUN if not o.startswith("model.net")]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"model={model}",
+                "debug=fdr",
+                f"paths.root_dir={tmp_path}",
+                f"paths.cache_dir={cache_dir}",
+                f"data.root={tiny_root}",
+                *overrides,
+            ],
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    assert cfg.trainer.accelerator == "cpu" and not cfg.logger and cfg.data.num_workers == 0
+    train(cfg)
+    assert (tmp_path / "run" / "summary.json").exists()
