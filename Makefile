@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
 ARGS ?=
 
-.PHONY: install train test test-slow lint bench clean ffmpeg
+.PHONY: install train test test-slow lint bench serve clean ffmpeg
 
 install: $(STAMP)
 
@@ -45,3 +45,7 @@ clean:
 bench: install
 	$(PY) -m bench.models
 	$(PY) -m bench.inference
+
+serve: install
+	@test -n "$(CKPT)" || { echo "usage: make serve CKPT=outputs/train/<run>/checkpoints/best.ckpt" >&2; exit 2; }
+	$(PY) separate.py serve=true ckpt=$(CKPT) $(ARGS)

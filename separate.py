@@ -13,6 +13,11 @@ def main(cfg: DictConfig) -> None:
     from sepkit.training import check_required
 
     run_guarded(check_required, cfg)
+    if cfg.serve:
+        from sepkit.web import serve
+
+        run_guarded(serve, cfg)
+        return
     failed = run_guarded(separate_files, cfg)
     if failed:
         print(f"error: {failed} file(s) failed, see above", file=sys.stderr)

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -92,10 +93,16 @@ class StemWriter:
 
 
 def separate_file(
-    engine: SeparationEngine, path: Path, out_dir: Path, fmt: str, subtype: str | None, overwrite: bool
+    engine: SeparationEngine,
+    path: Path,
+    out_dir: Path,
+    fmt: str,
+    subtype: str | None,
+    overwrite: bool,
+    progress: Callable[[float], None] | None = None,
 ) -> float | None:
     """Separate one file into ``out_dir/<stem>/<target>.<fmt>``; returns the real-time factor
-    (None when skipped because the outputs exist)."""
+    (None when skipped because the outputs exist). ``progress`` gets the fraction done per block."""
     dest = out_dir / path.stem
     outputs = {t: dest / f"{t}.{fmt}" for t in engine.targets}
     if any(p.resolve() == path.resolve() for p in outputs.values()):
@@ -114,8 +121,12 @@ def separate_file(
     writer = StemWriter(outputs, info.samplerate, channels, fmt, subtype)
     start = time.perf_counter()
     try:
+        done = 0
         for _, block in engine.separate_file(path):
             writer.write(block)
+            done += len(next(iter(block.values())))
+            if progress is not None:
+                progress(done / info.frames)
     except (RuntimeError, OSError) as err:  # libsndfile errors on truncated / corrupt data
         writer.close(commit=False)
         raise SepkitError(f"reading it failed ({str(err).splitlines()[0]})") from None
@@ -168,6 +179,8 @@ def plot_file(engine: SeparationEngine, path: Path, dest: Path, seconds: float =
 def separate_files(cfg: DictConfig) -> int:
     """Separate ``cfg.input`` (file or folder) into ``cfg.output``; returns the number of failures."""
     subtype = output_subtype(cfg.format, int(cfg.bit_depth))
+    if not cfg.input:
+        raise SepkitError("pass input=FILE_OR_DIR, the audio to separate (wav, flac, ogg or mp3), or serve=true")
     inputs = collect_inputs(cfg.input)
     separator = load_separator(cfg.ckpt)
     engine = SeparationEngine(separator, **OmegaConf.to_container(cfg.engine, resolve=True))

@@ -42,8 +42,6 @@ def check_required(cfg: DictConfig) -> None:
         raise SepkitError(
             "pass ckpt=PATH, a checkpoint written by train.py (outputs/train/<run>/checkpoints/best.ckpt)"
         )
-    if "input" in missing:
-        raise SepkitError("pass input=FILE_OR_DIR, the audio to separate (wav, flac, ogg or mp3)")
     if missing:
         raise SepkitError(f"set {', '.join(missing)} on the command line (e.g. {missing[0]}=VALUE)")
 
