@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
 ARGS ?=
 
-.PHONY: install train test test-slow lint bench serve clean ffmpeg
+.PHONY: install train test test-slow lint bench serve clean ffmpeg browser-deps
 
 install: $(STAMP)
 
@@ -32,7 +32,16 @@ train: install
 test: install
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
-test-slow: install
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium and chromium-driver for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "the browser test needs Debian's chromium and chromium-driver: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; \
+	  fi; }
+
+test-slow: install browser-deps
 	$(PY) -m pytest -m slow $(ARGS)
 
 lint: install

@@ -137,7 +137,9 @@ def separate_file(
     return info.frames / info.samplerate / (time.perf_counter() - start)
 
 
-def plot_file(engine: SeparationEngine, path: Path, dest: Path, seconds: float = 30.0) -> Path:
+def plot_file(
+    engine: SeparationEngine, path: Path, dest: Path, seconds: float = 30.0, title: str | None = None
+) -> Path:
     """Mixture spectrogram, predicted vocal mask and estimated vocals spectrogram of the first
     ``seconds`` of a file, at the model's rate and STFT."""
     import matplotlib
@@ -162,13 +164,13 @@ def plot_file(engine: SeparationEngine, path: Path, dest: Path, seconds: float =
     ]
     fig, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
     extent = [0, mag.shape[-1] * sep.hop_length / sep.sample_rate, 0, sep.sample_rate / 2000]
-    for ax, (title, image) in zip(axes, panels, strict=True):
-        vmin = 0.0 if "mask" in title else float(image.max()) - 80
+    for ax, (label, image) in zip(axes, panels, strict=True):
+        vmin = 0.0 if "mask" in label else float(image.max()) - 80
         ax.imshow(image.numpy(), origin="lower", aspect="auto", extent=extent, vmin=vmin, cmap="magma")
-        ax.set_title(title)
+        ax.set_title(label)
         ax.set_ylabel("kHz")
     axes[-1].set_xlabel("seconds")
-    fig.suptitle(f"{path.name} ({sep.name})")
+    fig.suptitle(f"{title or path.name} ({sep.name})")
     fig.tight_layout()
     out = dest / "separation.png"
     fig.savefig(out, dpi=90)

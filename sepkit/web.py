@@ -114,7 +114,7 @@ class WebSeparator:
             final = request / f"{name} - {target}.{self.fmt}"
             (request / source.stem / f"{target}.{self.fmt}").replace(final)
             stems[target] = final
-        figure = plot_file(self.engine, source, request) if self.plot else None
+        figure = plot_file(self.engine, source, request, title=name) if self.plot else None
         source.unlink()
         return {
             "stems": stems,
