@@ -58,7 +58,7 @@ def test_trainer_options(option: str, tmp_path: Path) -> None:
 def test_logger_options(option: str, tmp_path: Path) -> None:
     cfg = make_cfg(f"logger={option}", tmp_path=tmp_path)
     loggers = instantiate_group(cfg.logger)
-    assert len(loggers) == (0 if option == "none" else 1)
+    assert len(loggers) == {"none": 0, "many": 3}.get(option, 1)
 
 
 @pytest.mark.parametrize("option", options("callbacks"))

@@ -15,12 +15,13 @@ from tests.conftest import ROOT, TINY_RUN, run_entry, tiny_train_args
 TINY_MEDIA = ["callbacks.media.every_n_epochs=1", "callbacks.media.n_examples=1"]
 
 
-def test_wandb_offline_run_logs_audio_and_images(tmp_path, tiny_root, cache_dir, monkeypatch) -> None:
+def test_all_loggers_at_once_with_wandb_offline_and_media(tmp_path, tiny_root, cache_dir, monkeypatch) -> None:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    env_home = tmp_path / "home"
-    env_home.mkdir()
-    monkeypatch.setenv("HOME", str(env_home))
-    result = run_entry("train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "logger=wandb", *TINY_MEDIA)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))  # no ~/.netrc: no W&B credentials
+    result = run_entry("train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "logger=many", *TINY_MEDIA)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "logging offline" in result.stdout
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
@@ -28,21 +29,10 @@ def test_wandb_offline_run_logs_audio_and_images(tmp_path, tiny_root, cache_dir,
     media = list((runs[0] / "files" / "media").rglob("*"))
     assert any(p.suffix == ".wav" for p in media) and any(p.suffix == ".png" for p in media)
     assert (runs[0] / f"run-{runs[0].name.rsplit('-', 1)[1]}.wandb").stat().st_size > 0
-
-
-def test_tensorboard_and_csv_together(tmp_path, tiny_root, cache_dir) -> None:
-    result = run_entry(
-        "train.py",
-        *tiny_train_args(tmp_path, tiny_root, cache_dir),
-        "logger=many",
-        "logger.wandb.offline=true",
-        *TINY_MEDIA,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
     events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and max(e.stat().st_size for e in events) > 10_000  # audio + figures, not just scalars
     assert (tmp_path / "run" / "csv" / "metrics.csv").exists()
-    assert (tmp_path / "run" / "csv" / "hparams.yaml").read_text().count("model") > 0
+    assert "model" in (tmp_path / "run" / "csv" / "hparams.yaml").read_text()
 
 
 def test_two_by_two_multirun_writes_a_sweep_summary(tmp_path, tiny_root, cache_dir) -> None:
