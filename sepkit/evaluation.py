@@ -124,8 +124,30 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     plot_boxes(out_dir / "eval.png", rows, metrics, targets)
     print_table(results, metrics, targets)
+    log_to_loggers(cfg, rows, results)
     log.info("wrote %s", out_dir)
     return results
+
+
+def log_to_loggers(cfg: DictConfig, rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
+    """Send the per-track table (W&B) and the median summary (every logger) to ``cfg.logger``."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    from sepkit.training import instantiate_group
+
+    summary = {
+        f"eval/{method}/{target}/{metric}": value
+        for method, per_target in results["median"].items()
+        for target, per_metric in per_target.items()
+        for metric, value in per_metric.items()
+    }
+    for logger in instantiate_group(cfg.get("logger")):
+        logger.log_hyperparams({"checkpoint": results["checkpoint"], "tracks": results["tracks"]})
+        if isinstance(logger, WandbLogger):
+            columns = list(rows[0])
+            logger.log_table("eval/per_track", columns=columns, data=[[r[c] for c in columns] for r in rows])
+        logger.log_metrics(summary)
+        logger.finalize("success")
 
 
 def summarise(rows: list[dict[str, Any]], metrics: list[str], targets: list[str]) -> dict[str, Any]:

@@ -28,8 +28,11 @@ def test_evaluate_writes_tables_with_baselines_and_is_repeatable(tmp_path, tiny_
     assert (out / "eval.png").stat().st_size > 1000
     assert len(list((out / "estimates").rglob("*.wav"))) == 2
     assert "oracle" in first.stdout and "museval_sdr" in first.stdout
-    second = run_entry("evaluate.py", *eval_args(tmp_path, tiny_ckpt, "b"))
-    assert second.returncode == 0
+    home = tmp_path / "home"  # no W&B credentials: the W&B run is written offline
+    home.mkdir()
+    second = run_entry("evaluate.py", *eval_args(tmp_path, tiny_ckpt, "b"), "logger=wandb", env={"HOME": str(home)})
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert list((tmp_path / "b" / "wandb").rglob("per_track*.table.json"))
     again = json.loads((tmp_path / "b" / "results.json").read_text())
     assert again["median"] == results["median"]
     assert again["tracks"] == results["tracks"]
