@@ -71,3 +71,52 @@ def test_default_run_reaches_5_db(tmp_path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["best"]["val/vocals/si_sdri"] >= 5.0
+
+
+def _independent_hq_folder(root):
+    """A MUSDB18-HQ-shaped folder written here, not by sepkit's generator: noise/tone stems at 22.05 kHz."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    rate = 22050
+    for subset, n in (("train", 3), ("test", 1)):
+        for i in range(n):
+            folder = root / subset / f"Band {subset} {i} - Song"
+            folder.mkdir(parents=True)
+            t = np.arange(rate * 6) / rate
+            stems = {
+                "vocals": 0.3 * np.sin(2 * np.pi * (300 + 20 * np.sin(2 * np.pi * 5 * t)) * t),
+                "drums": 0.1 * rng.standard_normal(len(t)) * (np.sin(2 * np.pi * 2 * t) > 0.9),
+                "bass": 0.3 * np.sin(2 * np.pi * 55 * t),
+                "other": 0.2 * np.sin(2 * np.pi * 440 * t),
+            }
+            stereo = {k: np.stack([v, 0.8 * v], axis=1) for k, v in stems.items()}
+            for name, audio in stereo.items():
+                sf.write(folder / f"{name}.wav", audio, rate)
+            sf.write(folder / "mixture.wav", sum(stereo.values()), rate)
+
+
+def test_train_on_an_independent_musdb_hq_folder(tmp_path, cache_dir) -> None:
+    _independent_hq_folder(tmp_path / "hq")
+    args = [a for a in tiny_train_args(tmp_path, tmp_path / "hq", cache_dir) if not a.startswith("data.generate")]
+    result = run_entry("train.py", "data=musdb", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert sum(len(splits[s]) for s in ("train", "valid", "test")) == 4
+
+
+def test_train_on_a_stem_mp4_folder(tmp_path, cache_dir) -> None:
+    import shutil
+    from pathlib import Path
+
+    stempeg = pytest.importorskip("stempeg")
+    example = Path(stempeg.example_stem_path())
+    for subset, names in (("train", ["A - One", "B - Two"]), ("test", ["C - Three"])):
+        (tmp_path / "mp4" / subset).mkdir(parents=True)
+        for name in names:
+            shutil.copy(example, tmp_path / "mp4" / subset / f"{name}.stem.mp4")
+    args = [a for a in tiny_train_args(tmp_path, tmp_path / "mp4", cache_dir) if not a.startswith("data.generate")]
+    result = run_entry("train.py", "data=musdb", *args, "data.segment_seconds=1.0", "data.val_segment_seconds=1.0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
