@@ -4,6 +4,8 @@
              ▶ × mixture STFT ▶ iSTFT ▶ resample
 
 It knows nothing about Lightning or datasets. Each stage is a method a subclass may override.
+Signals of any length and rate go through :class:`sepkit.inference.SeparationEngine`, which
+resamples, chunks and overlap-adds around :meth:`Separator.forward`'s stages.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torchaudio.functional as AF
 from torch import nn
 
 from sepkit.errors import SepkitError, find_user_error
@@ -121,25 +122,6 @@ class Separator(nn.Module):
         spec = self.encode(mixture)
         masks = self.estimate_masks(spec.abs())
         return self.decode(self.apply_masks(masks, spec), mixture.shape[-1])
-
-    @torch.no_grad()
-    def separate(self, mixture: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        """Separate a whole ``(channels, time)`` signal at any rate; output ``(targets, channels, time)``
-        at the input's rate and length. Mono input gives mono output."""
-        channels, length = mixture.shape
-        x = mixture
-        if sample_rate != self.sample_rate:
-            x = AF.resample(x, sample_rate, self.sample_rate)
-        if channels == 1 and self.audio_channels == 2:
-            x = x.expand(2, -1)
-        est = self(x.unsqueeze(0))[0]
-        if channels == 1 and self.audio_channels == 2:
-            est = est.mean(dim=1, keepdim=True)
-        if sample_rate != self.sample_rate:
-            est = AF.resample(est, self.sample_rate, sample_rate)
-        if est.shape[-1] < length:
-            est = torch.nn.functional.pad(est, (0, length - est.shape[-1]))
-        return est[..., :length]
 
     def describe(self) -> dict[str, Any]:
         """What a checkpoint needs to rebuild this separator without any config files."""

@@ -43,14 +43,6 @@ def test_forward_shapes_and_masks(separator) -> None:
     assert torch.equal(masks[..., 512, :], masks[..., 511, :])  # edge rule for the Nyquist bin
 
 
-@pytest.mark.parametrize(("rate", "channels"), [(44100, 2), (22050, 1), (8192, 2), (48000, 1)])
-def test_separate_keeps_rate_length_and_channels(separator, rate: int, channels: int) -> None:
-    mix = torch.randn(channels, int(rate * 1.7) + 3)
-    est = separator.separate(mix, rate)
-    assert est.shape == (2, channels, mix.shape[-1])
-    assert torch.isfinite(est).all()
-
-
 def test_masks_of_one_reconstruct_the_mixture(separator) -> None:
     class Ones(torch.nn.Module):
         def forward(self, mag):
