@@ -48,3 +48,25 @@ def test_resume_errors(tmp_path, tiny_root, cache_dir) -> None:
     ]:
         result = run_entry("train.py", *args, override)
         assert result.returncode != 0 and needle in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resume_continues_the_same_wandb_run(tmp_path, tiny_root, cache_dir) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "WANDB_MODE": "offline"}
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first = run_entry("train.py", *tiny_train_args(first_dir, tiny_root, cache_dir), "logger=wandb", env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_entry(
+        "train.py",
+        *tiny_train_args(second_dir, tiny_root, cache_dir),
+        "logger=wandb",
+        "trainer.max_epochs=2",
+        f"resume={first_dir / 'run'}",
+        env=env,
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    run_ids = [
+        {p.name.rsplit("-", 1)[1] for p in (d / "run" / "wandb").glob("offline-run-*")} for d in (first_dir, second_dir)
+    ]
+    assert run_ids[0] and run_ids[0] == run_ids[1]
