@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sepkit.callbacks import BestMetrics
+from sepkit.data.tracks import MUSDB_HINT
 from sepkit.errors import SepkitError
 from sepkit.separator import build_separator
 from sepkit.system import SeparationSystem
@@ -34,10 +35,7 @@ def check_required(cfg: DictConfig) -> None:
     """Fail with one clear line for config values left as ``???``."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if "data.root" in missing:
-        raise SepkitError(
-            "data=musdb needs data.root=DIR, the folder holding MUSDB18's train/ and test/ "
-            "(MUSDB18: https://sigsep.github.io/datasets/musdb.html, MUSDB18-HQ: https://zenodo.org/records/3338373)"
-        )
+        raise SepkitError(f"data=musdb needs data.root=DIR. {MUSDB_HINT}")
     if "ckpt" in missing:
         raise SepkitError(
             "pass ckpt=PATH, a checkpoint written by train.py (outputs/train/<run>/checkpoints/best.ckpt)"

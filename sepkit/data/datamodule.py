@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from sepkit.data.augment import FrequencyMask, SourceAugment
 from sepkit.data.split import SPLITS, cap_tracks, musdb_validation_names, official_split, random_split
 from sepkit.data.synthetic import SyntheticConfig, ensure_dataset
-from sepkit.data.tracks import SOURCES, TrackCache, TrackRef, find_tracks
+from sepkit.data.tracks import MUSDB_HINT, SOURCES, TrackCache, TrackRef, find_tracks
 from sepkit.errors import SepkitError
 
 log = logging.getLogger(__name__)
@@ -161,10 +161,7 @@ class MUSDBDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if root is None or str(root).strip() in ("", "None", "???"):
-            raise SepkitError(
-                "data=musdb needs data.root=DIR, the folder holding MUSDB18's train/ and test/ "
-                "(https://sigsep.github.io/datasets/musdb.html)"
-            )
+            raise SepkitError(f"data=musdb needs data.root=DIR. {MUSDB_HINT}")
         unknown = [t for t in targets if t not in TARGET_SOURCES]
         if unknown or not targets:
             raise SepkitError(f"data.targets={list(targets)}: each must be one of {', '.join(TARGET_SOURCES)}")
