@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.progress import track as progress
@@ -22,13 +21,12 @@ from sepkit.checkpoint import load_separator
 from sepkit.data.datamodule import group_targets
 from sepkit.data.tracks import TrackRef, find_tracks, read_track
 from sepkit.errors import SepkitError
-from sepkit.inference import SeparationEngine
+from sepkit.inference import SeparationEngine, resample
 from sepkit.metrics import EVAL_METRICS, track_metrics
 from sepkit.separator import Separator
 
 log = logging.getLogger(__name__)
 METHODS = ("model", "mixture", "oracle")
-SUMMARY_METRICS = ("si_sdr", "museval_sdr", "usdr", "mel_l1")
 
 
 def oracle_irm(mixture: torch.Tensor, references: torch.Tensor, rate: int, separator: Separator) -> torch.Tensor:
@@ -44,14 +42,13 @@ def oracle_irm(mixture: torch.Tensor, references: torch.Tensor, rate: int, separ
         ``(targets, channels, time)`` estimates at ``rate``.
     """
     sr = separator.sample_rate
-    mix = AF.resample(mixture, rate, sr) if rate != sr else mixture
-    refs = AF.resample(references, rate, sr) if rate != sr else references
+    device = separator.stft.window.device
+    mix = resample(mixture.to(device), rate, sr)
+    refs = resample(references.to(device), rate, sr)
     mix_spec = separator.stft(mix)
     ref_mag = separator.stft(refs).abs()
     masks = ref_mag / ref_mag.sum(0, keepdim=True).clamp_min(1e-8)
-    est = separator.istft(masks * mix_spec.unsqueeze(0), mix.shape[-1])
-    if rate != sr:
-        est = AF.resample(est, sr, rate)
+    est = resample(separator.istft(masks * mix_spec.unsqueeze(0), mix.shape[-1]), sr, rate).cpu()
     length = mixture.shape[-1]
     return torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length]
 

@@ -20,6 +20,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from sepkit.data.datamodule import TARGET_SOURCES
+from sepkit.data.tracks import SOURCES
 from sepkit.errors import SepkitError
 from sepkit.separator import Separator
 
@@ -96,6 +98,8 @@ class SeparationEngine:
         self.downmix = downmix
         self.block_seconds = block_seconds
         sep = separator
+        covered = {s for t in sep.targets for s in TARGET_SOURCES.get(t, ())}
+        self.covers_mixture = covered == set(range(len(SOURCES)))
         self.chunk = (sep.patch_frames - 1) * sep.hop_length  # model-rate samples giving patch_frames frames
         self.stride = max(1, int(round(self.chunk * (1.0 - overlap))))
 
@@ -166,7 +170,7 @@ class SeparationEngine:
         starts = self.chunk_starts(length)
         chunk = self.chunk if length > self.chunk else length
         padded = torch.nn.functional.pad(x, (0, starts[-1] + chunk - length))
-        weight = crossfade_window(chunk, self.window).to(x.device) if len(starts) > 1 else torch.ones(chunk)
+        weight = crossfade_window(chunk, self.window) if len(starts) > 1 else torch.ones(chunk)
         weight = weight.to(x.device)
         out = torch.zeros(len(self.targets), channels, padded.shape[-1], device=x.device)
         norm = torch.zeros(padded.shape[-1], device=x.device)
@@ -199,7 +203,9 @@ class SeparationEngine:
         for mags, mix in zip(magnitudes, spec, strict=True):
             targets = mags.permute(3, 2, 1, 0).double()  # (frames, freq, channels, targets)
             mix_ri = torch.view_as_real(mix.permute(2, 1, 0)).double()  # (frames, freq, channels, 2)
-            y = wiener(targets, mix_ri, iterations=self.wiener_iterations)  # (frames, freq, ch, 2, targets)
+            # a residual source absorbs what the targets leave out (e.g. targets=[vocals])
+            y = wiener(targets, mix_ri, iterations=self.wiener_iterations, residual=not self.covers_mixture)
+            y = y[..., : mags.shape[0]]  # (frames, freq, channels, 2, targets)
             out.append(torch.view_as_complex(y.permute(4, 2, 1, 0, 3).contiguous()).to(spec.dtype))
         return torch.stack(out)
 

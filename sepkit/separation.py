@@ -53,6 +53,12 @@ def collect_inputs(path: str | Path) -> list[Path]:
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
         raise SepkitError(f"input folder {path} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+    stems = [p.stem for p in files]
+    clashes = sorted({s for s in stems if stems.count(s) > 1})
+    if clashes:
+        raise SepkitError(
+            f"{path} has several files named {clashes[0]!r} (e.g. .wav and .mp3): their stems would collide"
+        )
     return files
 
 
@@ -73,10 +79,13 @@ class StemWriter:
     def __init__(self, paths: dict[str, Path], rate: int, channels: int, fmt: str, subtype: str | None) -> None:
         self.paths = paths
         self.tmp = {t: p.with_name(f".{p.stem}.partial{p.suffix}") for t, p in paths.items()}
-        self.files = {
-            t: sf.SoundFile(str(p), "w", rate, channels, subtype=subtype, format=FORMATS[fmt])
-            for t, p in self.tmp.items()
-        }
+        self.files: dict[str, sf.SoundFile] = {}
+        try:
+            for t, p in self.tmp.items():
+                self.files[t] = sf.SoundFile(str(p), "w", rate, channels, subtype=subtype, format=FORMATS[fmt])
+        except BaseException:
+            self.close(commit=False)
+            raise
 
     def write(self, block: dict[str, np.ndarray]) -> None:
         for t, f in self.files.items():
@@ -107,9 +116,12 @@ def separate_file(
     outputs = {t: dest / f"{t}.{fmt}" for t in engine.targets}
     if any(p.resolve() == path.resolve() for p in outputs.values()):
         raise SepkitError("an output would overwrite the input; choose another output folder")
-    if not overwrite and all(p.exists() for p in outputs.values()):
-        log.info("skipping %s: outputs exist in %s (overwrite=true to redo)", path.name, dest)
-        return None
+    existing = [p for p in outputs.values() if p.exists()]
+    if existing and not overwrite:
+        if len(existing) == len(outputs):
+            log.info("skipping %s: outputs exist in %s (overwrite=true to redo)", path.name, dest)
+            return None
+        raise SepkitError(f"{existing[0]} already exists (but not every stem does); overwrite=true replaces it")
     try:
         info = sf.info(str(path))
     except Exception as err:
@@ -117,21 +129,26 @@ def separate_file(
     if info.frames <= 0:
         raise SepkitError("it is empty (no samples)")
     channels = 1 if info.channels > 2 and engine.downmix else info.channels
+    if dest.exists() and not dest.is_dir():
+        raise SepkitError(f"{dest} exists and is not a folder")
     dest.mkdir(parents=True, exist_ok=True)
-    writer = StemWriter(outputs, info.samplerate, channels, fmt, subtype)
     start = time.perf_counter()
+    writer = None
     try:
+        writer = StemWriter(outputs, info.samplerate, channels, fmt, subtype)
         done = 0
         for _, block in engine.separate_file(path):
             writer.write(block)
             done += len(next(iter(block.values())))
             if progress is not None:
                 progress(done / info.frames)
-    except (RuntimeError, OSError) as err:  # libsndfile errors on truncated / corrupt data
-        writer.close(commit=False)
-        raise SepkitError(f"reading it failed ({str(err).splitlines()[0]})") from None
+    except sf.LibsndfileError as err:  # truncated / corrupt data, or an unwritable output
+        if writer is not None:
+            writer.close(commit=False)
+        raise SepkitError(f"audio I/O failed ({str(err).splitlines()[0]})") from None
     except BaseException:
-        writer.close(commit=False)
+        if writer is not None:
+            writer.close(commit=False)
         raise
     writer.close(commit=True)
     return info.frames / info.samplerate / (time.perf_counter() - start)

@@ -154,7 +154,7 @@ def train(cfg: DictConfig) -> float | None:
     }
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        if isinstance(lg, WandbLogger):
+        if isinstance(lg, WandbLogger) and trainer.is_global_zero:
             system.run_info["wandb_id"] = lg.experiment.id
             if lg._offline:
                 print(

@@ -71,7 +71,7 @@ class WebSeparator:
     def cleanup(self) -> None:
         """Delete request folders older than ``keep_minutes``."""
         cutoff = time.time() - self.keep_seconds
-        for folder in self.workdir.iterdir():
+        for folder in self.workdir.glob("req-*"):
             if folder.is_dir() and folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
 

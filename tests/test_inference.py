@@ -131,3 +131,12 @@ def test_wiener_and_shifts_run_and_keep_shapes() -> None:
     # Wiener filtering keeps the estimates summing (almost) to the mixture's low band
     plain = SeparationEngine(small_separator()).separate(torch.randn(2, 20000) * 0.1, 16000)
     assert plain["vocals"].shape == out["vocals"].shape
+
+
+def test_wiener_with_a_single_target_does_not_return_the_mixture() -> None:
+    pytest.importorskip("openunmix")
+    torch.manual_seed(0)
+    sep = build_separator(PAPER, ["vocals"]).eval()
+    mix = torch.randn(2, 20000) * 0.1
+    out = SeparationEngine(sep, wiener_iterations=2).separate(mix, 8192)["vocals"]
+    assert torch.mean((out - mix) ** 2) > 0.01 * torch.mean(mix**2)

@@ -138,3 +138,15 @@ def test_input_is_never_overwritten(tmp_path, tiny_ckpt) -> None:
     result = run_entry("separate.py", *sep_args(tmp_path, tiny_ckpt, src, tmp_path / "x"), "overwrite=true")
     assert result.returncode != 0 and "overwrite the input" in result.stderr
     assert src.read_bytes() == before
+
+
+def test_partial_outputs_and_name_clashes_are_not_overwritten(tmp_path, tiny_ckpt, songs) -> None:
+    mine = tmp_path / "stems" / "two" / "vocals.wav"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"my own file")
+    result = run_entry("separate.py", *sep_args(tmp_path, tiny_ckpt, songs / "two.wav"))
+    assert result.returncode != 0 and "already exists" in result.stderr
+    assert mine.read_bytes() == b"my own file"
+    sf.write(songs / "two.flac", np.zeros((44100, 2)), 44100)
+    result = run_entry("separate.py", *sep_args(tmp_path, tiny_ckpt, songs))
+    assert result.returncode != 0 and "collide" in result.stderr and "Traceback" not in result.stderr

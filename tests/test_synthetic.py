@@ -62,3 +62,12 @@ def test_cli(tmp_path, capsys) -> None:
     main(["--out", str(tmp_path / "toy"), "--tracks", "3", "--seconds", "1"])
     assert "wrote 3 tracks" in capsys.readouterr().out
     assert (tmp_path / "toy" / "train").is_dir()
+
+
+def test_regeneration_refuses_when_the_user_added_files(tmp_path) -> None:
+    root = tmp_path / "synth"
+    ensure_dataset(root, SyntheticConfig(tracks=3, seconds=1.0))
+    (root / "train" / "My Own Song").mkdir()
+    with pytest.raises(SepkitError, match="did not write"):
+        ensure_dataset(root, SyntheticConfig(tracks=4, seconds=1.0))
+    assert (root / "train" / "My Own Song").is_dir()

@@ -215,13 +215,14 @@ class MUSDBDataModule(L.LightningDataModule):
             self.tracks = random_split(tracks, self.split_seed, self.split_fractions)
         else:
             self.tracks = official_split(tracks, musdb_validation_names())
-        for name in SPLITS:
+        for name in ("train", "valid"):  # the test split is evaluate.py's, on full tracks
             self.audio[name] = self.cache.load(self.tracks[name])
         for name in ("train", "valid"):
-            short = min(self.audio[name], key=lambda a: a.shape[-1])
+            idx = min(range(len(self.audio[name])), key=lambda i: self.audio[name][i].shape[-1])
+            short = self.audio[name][idx]
             seg = self.segment if name == "train" else self.val_segment
             if short.shape[-1] < seg:
-                track = self.tracks[name][self.audio[name].index(short)].name
+                track = self.tracks[name][idx].name
                 raise SepkitError(
                     f"data.{'segment_seconds' if name == 'train' else 'val_segment_seconds'}="
                     f"{seg / self.sample_rate:g} is longer than {name} track {track!r} "

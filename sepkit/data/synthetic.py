@@ -305,8 +305,23 @@ def ensure_dataset(root: str | Path, cfg: SyntheticConfig) -> Path:
     manifest = root / MANIFEST
     wanted = {"generator_version": GENERATOR_VERSION, **asdict(cfg)}
     if manifest.exists():
-        if json.loads(manifest.read_text()) == wanted:
+        old = json.loads(manifest.read_text())
+        if old == wanted:
             return root
+        ours = {MANIFEST, "train", "test"} | {
+            f"{sub}/{name}"
+            for sub, name in track_names(
+                SyntheticConfig(**{k: v for k, v in old.items() if k in SyntheticConfig.__dataclass_fields__})
+            )
+        }
+        found = {p.name for p in root.iterdir()} | {
+            f"{s}/{p.name}" for s in ("train", "test") if (root / s).is_dir() for p in (root / s).iterdir()
+        }
+        if found - ours:
+            raise SepkitError(
+                f"{root} holds files the generator did not write ({sorted(found - ours)[0]}); "
+                "move them away or choose another data.root before the dataset is regenerated"
+            )
         shutil.rmtree(root)
     elif root.exists() and any(root.iterdir()):
         raise SepkitError(
