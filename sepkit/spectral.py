@@ -26,15 +26,21 @@ class STFT(nn.Module):
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        """Transform ``(..., time)`` into a complex ``(..., freq, frames)`` spectrogram."""
+        """Transform ``(..., time)`` into a complex ``(..., freq, frames)`` spectrogram.
+
+        The signal is zero-padded at the end to a multiple of the hop, so every sample lies under
+        the full overlap of windows and :class:`ISTFT` reconstructs all of it (without the padding,
+        a tail longer than half a window would sit under near-zero window weights).
+        """
         shape = wav.shape
+        wav = torch.nn.functional.pad(wav, (0, -shape[-1] % self.hop_length))
         spec = torch.stft(
-            wav.reshape(-1, shape[-1]),
+            wav.reshape(-1, wav.shape[-1]),
             n_fft=self.n_fft,
             hop_length=self.hop_length,
             window=self.window,
             center=True,
-            pad_mode="reflect" if shape[-1] > self.n_fft // 2 else "constant",
+            pad_mode="reflect" if wav.shape[-1] > self.n_fft // 2 else "constant",
             return_complex=True,
         )
         return spec.reshape(*shape[:-1], *spec.shape[-2:])
@@ -71,5 +77,5 @@ def make_stft_pair(n_fft: int, hop_length: int) -> tuple[STFT, ISTFT]:
 
 
 def num_frames(length: int, hop_length: int) -> int:
-    """Frames a centred STFT gives for ``length`` samples."""
-    return 1 + length // hop_length
+    """Frames :class:`STFT` gives for ``length`` samples (after padding to a multiple of the hop)."""
+    return 1 + -(-length // hop_length)
