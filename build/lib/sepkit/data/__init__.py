@@ -1,0 +1,1 @@
+"""Datasets: the built-in synthetic MUSDB generator, MUSDB track handling and the DataModule."""

@@ -1,0 +1,202 @@
+"""``evaluate(cfg)``: full-track metrics of a checkpoint with mixture and oracle baselines."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.progress import track as progress
+from rich.table import Table
+
+from sepkit.checkpoint import load_separator
+from sepkit.data.datamodule import group_targets
+from sepkit.data.tracks import TrackRef, find_tracks, read_track
+from sepkit.errors import SepkitError
+from sepkit.inference import SeparationEngine, resample
+from sepkit.metrics import EVAL_METRICS, track_metrics
+from sepkit.separator import Separator
+
+log = logging.getLogger(__name__)
+METHODS = ("model", "mixture", "oracle")
+
+
+def oracle_irm(mixture: torch.Tensor, references: torch.Tensor, rate: int, separator: Separator) -> torch.Tensor:
+    """Ideal ratio mask estimates at the model's rate and STFT: ``|Y_j| / sum_k |Y_k|`` on the mixture.
+
+    Args:
+        mixture: ``(channels, time)`` at ``rate``.
+        references: ``(targets, channels, time)`` at ``rate``.
+        rate: sample rate of both.
+        separator: whose sample rate and STFT define the oracle.
+
+    Returns:
+        ``(targets, channels, time)`` estimates at ``rate``.
+    """
+    sr = separator.sample_rate
+    device = separator.stft.window.device
+    mix = resample(mixture.to(device), rate, sr)
+    refs = resample(references.to(device), rate, sr)
+    mix_spec = separator.stft(mix)
+    ref_mag = separator.stft(refs).abs()
+    masks = ref_mag / ref_mag.sum(0, keepdim=True).clamp_min(1e-8)
+    est = resample(separator.istft(masks * mix_spec.unsqueeze(0), mix.shape[-1]), sr, rate).cpu()
+    length = mixture.shape[-1]
+    return torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length]
+
+
+def select_tracks(cfg: DictConfig, info: dict[str, Any]) -> list[TrackRef]:
+    """The tracks to evaluate: the checkpoint's test split by default (see README)."""
+    run = info.get("run", {})
+    root = cfg.data.root or run.get("data_root")
+    if not root:
+        raise SepkitError("this checkpoint does not say which data it was trained on; pass data.root=DIR")
+    tracks = find_tracks(root, cfg.data.get("is_wav"))
+    split = cfg.split
+    same_root = run.get("data_root") and Path(root).resolve() == Path(run["data_root"])
+    if split is None and same_root and run.get("splits", {}).get("test"):
+        names = set(run["splits"]["test"])
+        chosen = [t for t in tracks if t.name in names]
+    elif split in (None, "official"):
+        chosen = [t for t in tracks if t.subset == "test"]
+    elif split == "all":
+        chosen = list(tracks)
+    else:
+        raise SepkitError(f"split={split!r} must be null (the checkpoint's test split), official or all")
+    if cfg.eval.max_tracks is not None:
+        chosen = chosen[: int(cfg.eval.max_tracks)]
+    if not chosen:
+        raise SepkitError(f"no tracks to evaluate in {root} (split={split})")
+    return chosen
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.ckpt`` on full tracks; writes per-track CSV, results.json, eval.png."""
+    separator = load_separator(cfg.ckpt)
+    engine = SeparationEngine(separator, **OmegaConf.to_container(cfg.engine, resolve=True))
+    tracks = select_tracks(cfg, separator.info)
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    targets = separator.targets
+    rows: list[dict[str, Any]] = []
+    for track in progress(tracks, description="evaluating", console=Console(stderr=True)):
+        mix_np, sources_np, rate = read_track(track)
+        mixture = torch.from_numpy(mix_np)
+        references = group_targets(torch.from_numpy(sources_np), targets)
+        model_est = engine.separate(mixture, rate)
+        estimates = {
+            "model": torch.stack([model_est[t] for t in targets]),
+            "mixture": mixture.expand(len(targets), -1, -1),
+            "oracle": oracle_irm(mixture, references, rate, separator),
+        }
+        for method, est in estimates.items():
+            for target, values in zip(targets, track_metrics(est, references, rate, cfg.eval.museval), strict=True):
+                rows.append({"track": track.name, "method": method, "target": target, **values})
+        if cfg.eval.save_audio:
+            folder = out_dir / "estimates" / track.name
+            folder.mkdir(parents=True, exist_ok=True)
+            for target in targets:
+                sf.write(folder / f"{target}.wav", model_est[target].numpy().T, rate)
+    metrics = [m for m in EVAL_METRICS if m in rows[0]]
+    results = summarise(rows, metrics, targets)
+    results.update(
+        {
+            "checkpoint": str(Path(cfg.ckpt).resolve()),
+            "model": separator.name,
+            "sample_rate": separator.sample_rate,
+            "tracks": [t.name for t in tracks],
+            "metric_definitions": {m: EVAL_METRICS[m] for m in metrics},
+            "engine": OmegaConf.to_container(cfg.engine, resolve=True),
+        }
+    )
+    write_csv(out_dir / "per_track.csv", rows)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    plot_boxes(out_dir / "eval.png", rows, metrics, targets)
+    print_table(results, metrics, targets)
+    log_to_loggers(cfg, rows, results)
+    log.info("wrote %s", out_dir)
+    return results
+
+
+def log_to_loggers(cfg: DictConfig, rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
+    """Send the per-track table (W&B) and the median summary (every logger) to ``cfg.logger``."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    from sepkit.training import instantiate_group
+
+    summary = {
+        f"eval/{method}/{target}/{metric}": value
+        for method, per_target in results["median"].items()
+        for target, per_metric in per_target.items()
+        for metric, value in per_metric.items()
+    }
+    for logger in instantiate_group(cfg.get("logger")):
+        logger.log_hyperparams({"checkpoint": results["checkpoint"], "tracks": results["tracks"]})
+        if isinstance(logger, WandbLogger):
+            columns = list(rows[0])
+            logger.log_table("eval/per_track", columns=columns, data=[[r[c] for c in columns] for r in rows])
+        logger.log_metrics(summary)
+        logger.finalize("success")
+
+
+def summarise(rows: list[dict[str, Any]], metrics: list[str], targets: list[str]) -> dict[str, Any]:
+    """Median and mean over tracks per method, target and metric (NaN-aware)."""
+    out: dict[str, Any] = {"median": {}, "mean": {}}
+    for method in METHODS:
+        for stat, fn in (("median", np.nanmedian), ("mean", np.nanmean)):
+            out[stat][method] = {
+                t: {m: float(fn([r[m] for r in rows if r["method"] == method and r["target"] == t])) for m in metrics}
+                for t in targets
+            }
+    return out
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def print_table(results: dict[str, Any], metrics: list[str], targets: list[str]) -> None:
+    table = Table(title=f"{results['model']}: medians over {len(results['tracks'])} track(s)")
+    table.add_column("target")
+    table.add_column("method")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for target in targets:
+        for method in METHODS:
+            values = results["median"][method][target]
+            table.add_row(target, method, *(f"{values[m]:.3f}" for m in metrics))
+    Console(width=max(150, shutil.get_terminal_size().columns)).print(table)
+
+
+def plot_boxes(path: Path, rows: list[dict[str, Any]], metrics: list[str], targets: list[str]) -> None:
+    """Box plots per metric: one box per target and method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        data, labels = [], []
+        for target in targets:
+            for method in METHODS:
+                values = [r[metric] for r in rows if r["target"] == target and r["method"] == method]
+                data.append([v for v in values if np.isfinite(v)])
+                labels.append(f"{target[:5]}\n{method}")
+        ax.boxplot(data)
+        ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=6)
+        ax.set_title(metric, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

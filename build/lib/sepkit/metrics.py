@@ -1,0 +1,86 @@
+"""Metric names (defined once here) and the SI-SDR used by training, evaluation and benchmarks."""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
+
+TRAIN_LOSS = "train/loss"
+VAL_LOSS = "val/loss"
+VAL_SI_SDR = "val/si_sdr"
+SI_SDR = "si_sdr"
+SI_SDRI = "si_sdri"
+
+
+def metric_key(stage: str, target: str, metric: str) -> str:
+    """Per-target key such as ``val/vocals/si_sdr``."""
+    return f"{stage}/{target}/{metric}"
+
+
+def si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """SI-SDR in dB over the last axis (zero-mean, torchmetrics), one value per leading index."""
+    return scale_invariant_signal_distortion_ratio(estimate, reference, zero_mean=True)
+
+
+# Full-track evaluation metrics: key -> what it is (written into results.json).
+EVAL_METRICS = {
+    "si_sdr": "scale-invariant SDR in dB over the whole track, mean over channels (torchmetrics, zero-mean)",
+    "museval_sdr": "BSSEval v4 SDR in dB, median over 1 s frames (museval, SiSEC 2018 tables)",
+    "museval_sir": "BSSEval v4 SIR in dB, median over 1 s frames (museval)",
+    "museval_sar": "BSSEval v4 SAR in dB, median over 1 s frames (museval)",
+    "usdr": "utterance SDR in dB over the whole track, 10 log10(sum ref^2 / sum (ref - est)^2) (MDX 'new SDR')",
+    "mse": "mean squared waveform error",
+    "mae": "mean absolute waveform error",
+    "mel_l1": "L1 distance of log-mel spectrograms (128 mels, n_fft 2048, hop 512)",
+}
+
+
+def usdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -> float:
+    """MDX-style SDR over a whole ``(channels, time)`` signal."""
+    num = reference.double().pow(2).sum() + eps
+    den = (reference.double() - estimate.double()).pow(2).sum() + eps
+    return float(10 * torch.log10(num / den))
+
+
+def mel_l1(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int) -> float:
+    """L1 distance between log-mel spectrograms of ``(channels, time)`` signals."""
+    import torchaudio
+
+    mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=2048, hop_length=512, n_mels=128)
+    return float(torch.mean(torch.abs(torch.log(mel(estimate) + 1e-5) - torch.log(mel(reference) + 1e-5))))
+
+
+def museval_medians(estimates: torch.Tensor, references: torch.Tensor, sample_rate: int) -> dict[str, list[float]]:
+    """BSSEval v4 SDR/SIR/SAR medians over 1 s frames for ``(targets, channels, time)`` tensors."""
+    import museval
+    import numpy as np
+
+    ref = references.permute(0, 2, 1).double().numpy()
+    est = estimates.permute(0, 2, 1).double().numpy()
+    sdr, _isr, sir, sar = museval.evaluate(ref, est, win=sample_rate, hop=sample_rate)
+    with np.errstate(all="ignore"):
+        return {
+            "museval_sdr": [float(np.nanmedian(v)) for v in sdr],
+            "museval_sir": [float(np.nanmedian(v)) for v in sir],
+            "museval_sar": [float(np.nanmedian(v)) for v in sar],
+        }
+
+
+def track_metrics(
+    estimates: torch.Tensor, references: torch.Tensor, sample_rate: int, with_museval: bool = True
+) -> list[dict[str, float]]:
+    """Every metric of :data:`EVAL_METRICS` per target of ``(targets, channels, time)`` tensors."""
+    bss = museval_medians(estimates, references, sample_rate) if with_museval else {}
+    rows = []
+    for j in range(references.shape[0]):
+        est, ref = estimates[j], references[j]
+        row = {
+            "si_sdr": float(si_sdr(est, ref).mean()),
+            "usdr": usdr(est, ref),
+            "mse": float(torch.mean((est - ref) ** 2)),
+            "mae": float(torch.mean(torch.abs(est - ref))),
+            "mel_l1": mel_l1(est, ref, sample_rate),
+        }
+        row.update({k: v[j] for k, v in bss.items()})
+        rows.append(row)
+    return rows

@@ -1,0 +1,168 @@
+"""The interface every mask network implements, and the U-Net wiring they share.
+
+A mask network maps a mixture magnitude ``(batch, channels, freq, frames)`` to masks in [0, 1]
+``(batch, targets, channels, freq, frames)``. The base class takes care of what all variants have
+in common: input normalisation, folding stereo channels into the batch for mono networks, padding
+freq × frames up to the network's multiple and cropping back, and splitting the output into
+targets × channels. A variant only supplies :meth:`MaskNet.body`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MaskNet(nn.Module):
+    """Base class of all mask networks.
+
+    Args:
+        n_targets: number of targets (one mask each).
+        audio_channels: channels of the mixture the network is fed (1 mono, 2 stereo).
+        fold_channels: treat each audio channel as its own batch item (mono networks).
+        multiple: freq and frames are padded up to a multiple of this (``2 ** depth``).
+    """
+
+    def __init__(self, n_targets: int, audio_channels: int, fold_channels: bool, multiple: int) -> None:
+        super().__init__()
+        self.n_targets = n_targets
+        self.audio_channels = audio_channels
+        self.fold_channels = fold_channels
+        self.multiple = multiple
+
+    @property
+    def in_channels(self) -> int:
+        """Image channels of the tensor :meth:`body` receives."""
+        return 1 if self.fold_channels else self.audio_channels
+
+    @property
+    def out_channels(self) -> int:
+        """Image channels :meth:`body` must return (targets × audio channels it handles)."""
+        return self.n_targets * self.in_channels
+
+    def normalize(self, mag: torch.Tensor) -> torch.Tensor:
+        """Scale each example's magnitude to [0, 1] by its maximum (Jansson et al. 2017)."""
+        peak = mag.amax(dim=(-3, -2, -1), keepdim=True)
+        return mag / peak.clamp_min(1e-8)
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(batch', in_channels, freq, frames)`` to masks ``(batch', out_channels, freq, frames)``."""
+        raise NotImplementedError
+
+    def forward(self, mag: torch.Tensor) -> torch.Tensor:
+        """Estimate masks.
+
+        Args:
+            mag: mixture magnitude ``(batch, channels, freq, frames)``.
+
+        Returns:
+            Masks in [0, 1], ``(batch, targets, channels, freq, frames)``.
+        """
+        batch, channels, n_freq, n_frames = mag.shape
+        if not self.fold_channels and channels != self.audio_channels:
+            raise ValueError(f"{type(self).__name__} expects {self.audio_channels} channels, got {channels}")
+        x = self.normalize(mag)
+        if self.fold_channels:
+            x = x.reshape(batch * channels, 1, n_freq, n_frames)
+        pad_f = -n_freq % self.multiple
+        pad_t = -n_frames % self.multiple
+        x = F.pad(x, (0, pad_t, 0, pad_f))
+        masks = self.body(x)[..., :n_freq, :n_frames]
+        if self.fold_channels:
+            masks = masks.reshape(batch, channels, self.n_targets, n_freq, n_frames).transpose(1, 2)
+        else:
+            masks = masks.reshape(batch, self.n_targets, channels, n_freq, n_frames)
+        return masks
+
+
+class UNet(MaskNet):
+    """Encoder stages, an optional bottleneck, decoder stages fed with skips, and a mask head.
+
+    Subclasses build ``encoder`` (each stage halves freq and frames, or keeps them for the first
+    stage of a classic U-Net), ``decoder`` (stage ``i`` receives the running tensor and the skip of
+    the matching encoder stage), ``bottleneck`` and ``head``. With ``skip_deepest`` the deepest
+    encoder output is also a skip (the bottleneck then downsamples itself, as in the classic U-Net);
+    otherwise it only feeds the bottleneck.
+    """
+
+    skip_deepest = False
+
+    encoder: nn.ModuleList
+    decoder: nn.ModuleList
+    bottleneck: nn.Module
+    head: nn.Module
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for stage in self.encoder:
+            x = stage(x)
+            skips.append(x)
+        if not self.skip_deepest:
+            skips.pop()
+        x = self.bottleneck(x)
+        for stage in self.decoder:
+            x = stage(x, skips.pop())
+        return self.head(x)
+
+
+class ConcatSkip(nn.Module):
+    """Decoder stage that runs ``block`` on the input and concatenates the skip after it."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.block(x), skip], dim=1)
+
+
+def conv_down(in_ch: int, out_ch: int, kernel: int, activation: nn.Module, norm: bool = True) -> nn.Sequential:
+    """Strided conv (halves freq and frames) + optional BatchNorm + activation."""
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel, stride=2, padding=(kernel - 1) // 2)]
+    if norm:
+        layers.append(nn.BatchNorm2d(out_ch))
+    layers.append(activation)
+    return nn.Sequential(*layers)
+
+
+def conv_up(in_ch: int, out_ch: int, kernel: int) -> nn.ConvTranspose2d:
+    """Transposed conv that exactly doubles freq and frames."""
+    pad = (kernel - 1) // 2
+    return nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=2, padding=pad, output_padding=2 * pad + 2 - kernel)
+
+
+def double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
+    """[Conv 3×3 (same padding), BatchNorm, ReLU] × 2."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DownStage(nn.Module):
+    """Max-pool (skipped for the first stage) then a double conv."""
+
+    def __init__(self, in_ch: int, out_ch: int, pool: bool) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
+        self.conv = double_conv(in_ch, out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.pool(x))
+
+
+class UpStage(nn.Module):
+    """Transposed conv ×2 up, concatenate the skip, double conv."""
+
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_ch, out_ch, 2, stride=2)
+        self.conv = double_conv(out_ch + skip_ch, out_ch)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([self.up(x), skip], dim=1))

@@ -1,0 +1,154 @@
+"""The Separator: the one object users train, save and load.
+
+    resample ▶ STFT ▶ magnitude ▶ mask network ▶ masks (batch, targets, channels, freq, frames)
+             ▶ × mixture STFT ▶ iSTFT ▶ resample
+
+It knows nothing about Lightning or datasets. Each stage is a method a subclass may override.
+Signals of any length and rate go through :class:`sepkit.inference.SeparationEngine`, which
+resamples, chunks and overlap-adds around :meth:`Separator.forward`'s stages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from sepkit.errors import SepkitError, find_user_error
+from sepkit.models.base import MaskNet
+from sepkit.spectral import make_stft_pair
+
+MASK_EXTENSIONS = ("edge", "mean", "zero", "one")
+
+
+def extend_masks(masks: torch.Tensor, n_freq: int, rule: str) -> torch.Tensor:
+    """Give the bins above those the network saw a mask.
+
+    Args:
+        masks: ``(..., covered_bins, frames)``.
+        n_freq: bins of the full spectrogram.
+        rule: ``edge`` repeats the highest covered bin's mask, ``mean`` uses the mean mask over
+            the covered bins of each frame (Spleeter's "average"), ``zero`` removes the upper band,
+            ``one`` passes it through unchanged.
+
+    Returns:
+        ``(..., n_freq, frames)`` masks.
+    """
+    missing = n_freq - masks.shape[-2]
+    if missing <= 0:
+        return masks
+    if rule == "edge":
+        fill = masks[..., -1:, :]
+    elif rule == "mean":
+        fill = masks.mean(dim=-2, keepdim=True)
+    elif rule == "zero":
+        fill = torch.zeros_like(masks[..., -1:, :])
+    elif rule == "one":
+        fill = torch.ones_like(masks[..., -1:, :])
+    else:
+        raise ValueError(f"mask_extension must be one of {MASK_EXTENSIONS}, got {rule!r}")
+    return torch.cat([masks, fill.expand(*masks.shape[:-2], missing, masks.shape[-1])], dim=-2)
+
+
+class Separator(nn.Module):
+    """Mask-based spectrogram separator around a swappable mask network.
+
+    Args:
+        net: factory ``net(n_targets=..., audio_channels=...)`` of a :class:`MaskNet`
+            (a Hydra ``_partial_``).
+        targets: target names, one mask each.
+        sample_rate: rate the network works at; other rates are resampled in and out.
+        n_fft: FFT size.
+        hop_length: STFT hop.
+        max_bins: lowest bins the network sees (the rest get masks by ``mask_extension``).
+        patch_frames: frames per network input patch (training segments and inference chunks).
+        mask_extension: rule for bins above ``max_bins`` (see :func:`extend_masks`).
+        audio_channels: channels the separator is trained on (mono input is duplicated).
+        name: variant name, for tables and logs.
+    """
+
+    def __init__(
+        self,
+        net: Callable[..., MaskNet],
+        targets: Sequence[str],
+        sample_rate: int,
+        n_fft: int,
+        hop_length: int,
+        max_bins: int,
+        patch_frames: int,
+        mask_extension: str,
+        audio_channels: int = 2,
+        name: str = "separator",
+    ) -> None:
+        super().__init__()
+        if mask_extension not in MASK_EXTENSIONS:
+            raise SepkitError(f"model.mask_extension={mask_extension!r} must be one of {', '.join(MASK_EXTENSIONS)}")
+        if not 0 < max_bins <= n_fft // 2 + 1:
+            raise SepkitError(f"model.max_bins={max_bins} must be in [1, {n_fft // 2 + 1}] for n_fft={n_fft}")
+        self.targets = list(targets)
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.max_bins = max_bins
+        self.patch_frames = patch_frames
+        self.mask_extension = mask_extension
+        self.audio_channels = audio_channels
+        self.name = name
+        self.stft, self.istft = make_stft_pair(n_fft, hop_length)
+        self.net = net(n_targets=len(self.targets), audio_channels=audio_channels)
+        self.config: dict[str, Any] = {}
+
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """``(batch, channels, time)`` waveform to complex ``(batch, channels, freq, frames)``."""
+        return self.stft(wav)
+
+    def estimate_masks(self, mag: torch.Tensor) -> torch.Tensor:
+        """Magnitude ``(batch, channels, freq, frames)`` to masks ``(batch, targets, channels, freq, frames)``."""
+        masks = self.net(mag[..., : self.max_bins, :])
+        return extend_masks(masks, mag.shape[-2], self.mask_extension)
+
+    def apply_masks(self, masks: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+        """Masked mixture spectrograms ``(batch, targets, channels, freq, frames)``."""
+        return masks * spec.unsqueeze(1)
+
+    def decode(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        """Complex ``(..., freq, frames)`` back to ``(..., length)`` waveforms."""
+        return self.istft(spec, length)
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        """Separate ``(batch, channels, time)`` at :attr:`sample_rate` into ``(batch, targets, channels, time)``."""
+        spec = self.encode(mixture)
+        masks = self.estimate_masks(spec.abs())
+        return self.decode(self.apply_masks(masks, spec), mixture.shape[-1])
+
+    def describe(self) -> dict[str, Any]:
+        """What a checkpoint needs to rebuild this separator without any config files."""
+        from sepkit import __version__
+
+        return {
+            "sepkit_version": __version__,
+            "model": self.config,
+            "targets": self.targets,
+            "sample_rate": self.sample_rate,
+            "stft": {"n_fft": self.n_fft, "hop_length": self.hop_length, "window": "hann"},
+            "max_bins": self.max_bins,
+            "patch_frames": self.patch_frames,
+            "name": self.name,
+        }
+
+
+def build_separator(model_config: dict[str, Any], targets: Sequence[str]) -> Separator:
+    """Instantiate a separator from a model config (a ``conf/model/*.yaml`` resolved to a dict)."""
+    from hydra.utils import instantiate
+
+    try:
+        separator = instantiate(model_config, targets=list(targets), _convert_="all")
+    except Exception as exc:
+        err = find_user_error(exc)
+        if err is None:
+            raise
+        raise err from None
+    separator.config = dict(model_config)
+    return separator

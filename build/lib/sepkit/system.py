@@ -1,0 +1,123 @@
+"""The Lightning system: loss, optimiser, scheduler and validation metrics around a Separator."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics import MeanMetric
+
+from sepkit.checkpoint import CHECKPOINT_KEY
+from sepkit.metrics import SI_SDR, SI_SDRI, TRAIN_LOSS, VAL_LOSS, VAL_SI_SDR, metric_key, si_sdr
+from sepkit.separator import Separator
+
+
+class SeparationSystem(L.LightningModule):
+    """Trains a :class:`Separator` on ``(mixture, targets)`` waveform batches.
+
+    Args:
+        separator: the model.
+        loss: spectrogram loss ``loss(masks, mix_mag, target_mags)``.
+        optimizer: partial optimiser, called with the parameters.
+        scheduler: None or ``{"scheduler": partial, "monitor": key, "interval": "epoch"|"step"}``.
+        spec_augment: training-only spectrogram augmentation ``(mix, targets) -> (mix, targets)``.
+    """
+
+    def __init__(
+        self,
+        separator: Separator,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: dict[str, Any] | None = None,
+        spec_augment: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.separator = separator
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_config = scheduler
+        self.spec_augment = spec_augment
+        self.targets = separator.targets
+        self.val_si_sdr = nn.ModuleDict({t: MeanMetric() for t in self.targets})
+        self.val_si_sdr_mix = nn.ModuleDict({t: MeanMetric() for t in self.targets})
+        # How the model was trained (data config, split lists); stored in checkpoints for evaluate.py.
+        self.run_info: dict[str, Any] = {}
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        return self.separator(mixture)
+
+    def _spectral_loss(self, mixture: torch.Tensor, targets: torch.Tensor, augment: bool) -> torch.Tensor:
+        sep = self.separator
+        mix_mag = sep.encode(mixture).abs()[..., : sep.max_bins, :]
+        target_mag = sep.encode(targets).abs()[..., : sep.max_bins, :]
+        if augment and self.spec_augment is not None:
+            mix_mag, target_mag = self.spec_augment(mix_mag, target_mag)
+        masks = sep.net(mix_mag)
+        return self.loss(masks, mix_mag, target_mag)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        mixture, targets = batch
+        loss = self._spectral_loss(mixture, targets, augment=True)
+        self.log(TRAIN_LOSS, loss, prog_bar=True, batch_size=mixture.shape[0])
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        mixture, targets = batch
+        loss = self._spectral_loss(mixture, targets, augment=False)
+        self.log(VAL_LOSS, loss, prog_bar=True, batch_size=mixture.shape[0], sync_dist=True)
+        estimates = self.separator(mixture)
+        for j, target in enumerate(self.targets):
+            self.val_si_sdr[target].update(si_sdr(estimates[:, j], targets[:, j]))
+            self.val_si_sdr_mix[target].update(si_sdr(mixture, targets[:, j]))
+
+    def on_validation_epoch_end(self) -> None:
+        values = {}
+        for target in self.targets:
+            est = self.val_si_sdr[target].compute()
+            mix = self.val_si_sdr_mix[target].compute()
+            values[metric_key("val", target, SI_SDR)] = est
+            values[metric_key("val", target, SI_SDRI)] = est - mix
+            self.val_si_sdr[target].reset()
+            self.val_si_sdr_mix[target].reset()
+        values[VAL_SI_SDR] = torch.stack([values[metric_key("val", t, SI_SDR)] for t in self.targets]).mean()
+        shown = metric_key("val", self.targets[0], SI_SDRI)
+        for key, value in values.items():
+            self.log(key, value, prog_bar=key == shown)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if not self.scheduler_config:
+            return optimizer
+        scheduler = self.scheduler_config["scheduler"](optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "monitor": self.scheduler_config.get("monitor", VAL_LOSS),
+                "interval": self.scheduler_config.get("interval", "epoch"),
+            },
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {**self.separator.describe(), "run": self.run_info}
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint["rng_states"] = {  # plain types and tensors only: loadable with weights_only=True
+            "torch": torch.get_rng_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the RNG streams so a resumed run draws the same samples as an unbroken one."""
+        states = checkpoint.get("rng_states")
+        if states:
+            torch.set_rng_state(states["torch"])
+            kind, keys, pos, has_gauss, gauss = states["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+            random.setstate(states["python"])
+        self.run_info = checkpoint.get(CHECKPOINT_KEY, {}).get("run", self.run_info)

@@ -1,0 +1,190 @@
+"""``train(cfg)``: build everything from a composed config, fit, write the run summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from sepkit.callbacks import BestMetrics
+from sepkit.data.tracks import MUSDB_HINT
+from sepkit.errors import SepkitError
+from sepkit.separator import build_separator
+from sepkit.system import SeparationSystem
+
+log = logging.getLogger(__name__)
+
+
+def check_accelerator(trainer_cfg: DictConfig) -> None:
+    """Fail with one clear line when the trainer asks for a GPU this machine lacks."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise SepkitError("trainer=gpu needs a CUDA GPU, none found; use trainer=cpu (or trainer=default)")
+
+
+def check_required(cfg: DictConfig) -> None:
+    """Fail with one clear line for config values left as ``???``."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if "data.root" in missing:
+        raise SepkitError(f"data=musdb needs data.root=DIR. {MUSDB_HINT}")
+    if "ckpt" in missing:
+        raise SepkitError(
+            "pass ckpt=PATH, a checkpoint written by train.py (outputs/train/<run>/checkpoints/best.ckpt)"
+        )
+    if missing:
+        raise SepkitError(f"set {', '.join(missing)} on the command line (e.g. {missing[0]}=VALUE)")
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry with a ``_target_`` in a callbacks/logger group."""
+    if not group:
+        return []
+    return [instantiate(item) for item in group.values() if isinstance(item, DictConfig) and "_target_" in item]
+
+
+def _scalar(value: Any) -> float | None:
+    if isinstance(value, torch.Tensor):
+        return float(value.detach().cpu())
+    return None if value is None else float(value)
+
+
+def resolve_resume(cfg: DictConfig) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path``, or ``resume=auto`` (newest ``last.ckpt`` of
+    any training run) / ``resume=RUN_DIR`` (that run's ``last.ckpt``)."""
+    resume = cfg.get("resume")
+    if cfg.get("ckpt_path"):
+        if resume:
+            raise SepkitError("give either ckpt_path=... or resume=..., not both")
+        if not Path(cfg.ckpt_path).is_file():
+            raise SepkitError(f"ckpt_path={cfg.ckpt_path} does not exist")
+        return str(cfg.ckpt_path)
+    if not resume:
+        return None
+    if resume == "auto":
+        found = sorted(
+            Path(cfg.paths.log_dir, cfg.task_name).rglob("checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime
+        )
+        if not found:
+            raise SepkitError(f"resume=auto found no last.ckpt under {Path(cfg.paths.log_dir, cfg.task_name)}")
+        return str(found[-1])
+    last = Path(resume) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise SepkitError(f"resume={resume}: no checkpoints/last.ckpt in that run dir")
+    return str(last)
+
+
+def resume_wandb_run(cfg: DictConfig, ckpt_path: str | None) -> None:
+    """When resuming, continue the W&B run the checkpoint was logged to."""
+    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
+    if not ckpt_path or not wandb_cfg or wandb_cfg.get("id"):
+        return
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    run_id = ckpt.get("sepkit", {}).get("run", {}).get("wandb_id")
+    if run_id:
+        with open_dict(cfg):
+            cfg.logger.wandb.id = run_id
+
+
+def check_multirun_ddp(cfg: DictConfig) -> None:
+    """DDP that re-launches the script (strategy=ddp) cannot run inside Hydra's basic multirun."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra_cfg = HydraConfig.get()
+    except ValueError:  # not under @hydra.main
+        return
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    devices = cfg.trainer.get("devices", 1)
+    multi = devices == -1 or (isinstance(devices, int) and devices > 1) or cfg.trainer.get("num_nodes", 1) > 1
+    launcher = str(hydra_cfg.launcher.get("_target_", ""))
+    if hydra_cfg.mode == RunMode.MULTIRUN and multi and strategy == "ddp" and "BasicLauncher" in launcher:
+        raise SepkitError(
+            "strategy=ddp inside a Hydra multirun (-m) re-runs the whole sweep in every process; "
+            "add trainer.strategy=ddp_spawn to the sweep, or launch with hydra/launcher=slurm"
+        )
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train a separator as ``cfg`` says and return ``cfg.optimized_metric`` (for sweepers)."""
+    start = time.time()
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).handlers.clear()  # Hydra's handlers already print and file them
+    check_required(cfg)
+    check_accelerator(cfg.trainer)
+    check_multirun_ddp(cfg)
+    ckpt_path = resolve_resume(cfg)
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    separator = build_separator(model_cfg, datamodule.targets)
+    system = SeparationSystem(
+        separator,
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        spec_augment=datamodule.spec_augment,
+    )
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    resume_wandb_run(cfg, ckpt_path)
+    loggers = instantiate_group(cfg.get("logger"))
+    if not loggers:  # nothing to send learning rates to
+        callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    datamodule.prepare_data()
+    datamodule.write_splits(out_dir / "splits.json")
+    system.run_info = {
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "data_root": str(Path(datamodule.root).resolve()),
+        "splits": {name: [t.name for t in tracks] for name, tracks in datamodule.tracks.items()},
+        "seed": cfg.seed,
+    }
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        if isinstance(lg, WandbLogger) and trainer.is_global_zero:
+            system.run_info["wandb_id"] = lg.experiment.id
+            if lg._offline:
+                print(
+                    f"W&B: no API key found, logging offline to {lg.experiment.dir.rsplit('/files', 1)[0]}; "
+                    "upload it later with `wandb sync <that dir>`",
+                    flush=True,
+                )
+    log.info("tracks: %s", {k: len(v) for k, v in datamodule.tracks.items()})
+    trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    summary = write_summary(cfg, trainer, out_dir, time.time() - start)
+    return summary["best"].get(cfg.optimized_metric)
+
+
+def write_summary(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, wall_time: float) -> dict[str, Any]:
+    """Write ``summary.json``: best validation metrics, checkpoint paths, steps and wall time."""
+    ckpt_cb = trainer.checkpoint_callback
+    tracker = next((cb for cb in trainer.callbacks if isinstance(cb, BestMetrics)), None)
+    summary = {
+        "model": cfg.model.get("name"),
+        "optimized_metric": cfg.optimized_metric,
+        "best": tracker.best if tracker else {},
+        "last": {k: _scalar(v) for k, v in trainer.callback_metrics.items()},
+        "best_checkpoint": getattr(ckpt_cb, "best_model_path", "") or None,
+        "last_checkpoint": getattr(ckpt_cb, "last_model_path", "") or None,
+        "epochs": trainer.current_epoch,
+        "global_steps": trainer.global_step,
+        "wall_time_s": round(wall_time, 1),
+    }
+    if trainer.is_global_zero:
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        log.info("best: %s", json.dumps(summary["best"]))
+    return summary
