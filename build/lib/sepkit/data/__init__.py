@@ -1,1 +1,0 @@
-"""Datasets: the built-in synthetic MUSDB generator, MUSDB track handling and the DataModule."""
