@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import lightning as L
@@ -66,8 +67,8 @@ class MediaLogger(L.Callback):
             return
         sep = pl_module.separator
         items = [dataset[i] for i in range(min(self.n_examples, len(dataset)))]
-        mixture = torch.stack([m for m, _ in items]).to(pl_module.device)
-        references = torch.stack([t for _, t in items])
+        mixture = torch.stack([item[0] for item in items]).to(pl_module.device)
+        references = torch.stack([item[1] for item in items])
         with torch.no_grad():
             spec = sep.encode(mixture)
             masks = sep.estimate_masks(spec.abs())
@@ -112,3 +113,74 @@ def _log_media(logger: Any, prefix: str, clips: dict, figure: Any, sample_rate: 
             peak = float(v.abs().max().clamp_min(1e-8))
             logger.experiment.add_audio(f"{prefix}/{k}", (v.mean(0) / max(peak, 1.0))[None], step, sample_rate)
         logger.experiment.add_figure(f"{prefix}/spectrogram_mask", figure, step, close=False)
+
+
+class Throughput(L.Callback):
+    """Time training steps and the data loader's share of them; logged as ``perf/*`` each epoch
+    and kept in ``summary.json`` (see :meth:`summary`).
+
+    The wait for a batch is the time from the end of one step to the start of the next; a step is
+    its forward, backward and optimiser update, synchronised with the GPU when there is one. The
+    first ``skip`` steps (warm-up, cuDNN autotuning) are left out.
+
+    Args:
+        skip: steps left out at the start of training.
+    """
+
+    def __init__(self, skip: int = 5) -> None:
+        self.skip = skip
+        self._reset()
+
+    def _reset(self) -> None:
+        self.steps = self.samples = 0
+        self.step_s = self.wait_s = 0.0
+        self._seen = 0
+        self._t_end: float | None = None
+        self._t_start = 0.0
+
+    @staticmethod
+    def _now(pl_module: L.LightningModule) -> float:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._reset()
+        if pl_module.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(pl_module.device)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t_end = None  # validation and epoch ends are not loader waits
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int):
+        self._t_start = self._now(pl_module)
+        if self._t_end is not None and self._seen >= self.skip:
+            self.wait_s += self._t_start - self._t_end
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch: Any, batch_idx: int) -> None:
+        self._t_end = self._now(pl_module)
+        self._seen += 1
+        if self._seen > self.skip:
+            self.steps += 1
+            self.samples += len(batch[0])
+            self.step_s += self._t_end - self._t_start
+
+    def summary(self, device: torch.device | None = None) -> dict[str, float]:
+        """Steps/s and samples/s over step plus wait time, the loader's share, peak GPU memory."""
+        busy = self.step_s + self.wait_s
+        if not self.steps or busy <= 0:
+            return {}
+        out = {
+            "steps_per_s": round(self.steps / busy, 2),
+            "samples_per_s": round(self.samples / busy, 1),
+            "loader_wait_share": round(self.wait_s / busy, 3),
+            "timed_steps": self.steps,
+        }
+        if device is not None and device.type == "cuda":
+            out["gpu_peak_mem_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        return out
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for key, value in self.summary(pl_module.device).items():
+            if key != "timed_steps":
+                pl_module.log(f"perf/{key}", float(value), rank_zero_only=True)

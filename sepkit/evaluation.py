@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,13 @@ from rich.console import Console
 from rich.progress import track as progress
 from rich.table import Table
 
+from sepkit.audio import resample
 from sepkit.checkpoint import load_separator
 from sepkit.data.datamodule import group_targets
-from sepkit.data.tracks import TrackRef, find_tracks, read_track
+from sepkit.data.sources.base import TrackInfo, TrackSource
+from sepkit.data.sources.musdb import musdb_source
 from sepkit.errors import SepkitError
-from sepkit.inference import SeparationEngine, resample
+from sepkit.inference import SeparationEngine
 from sepkit.metrics import EVAL_METRICS, track_metrics
 from sepkit.separator import Separator
 
@@ -53,15 +56,32 @@ def oracle_irm(mixture: torch.Tensor, references: torch.Tensor, rate: int, separ
     return torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length]
 
 
-def select_tracks(cfg: DictConfig, info: dict[str, Any]) -> list[TrackRef]:
-    """The tracks to evaluate: the checkpoint's test split by default (see README)."""
+def eval_source(cfg: DictConfig, info: dict[str, Any]) -> TrackSource:
+    """The dataset to evaluate on: ``data=<source>`` if given, else the checkpoint's own source,
+    at ``data.root`` if given, else where the checkpoint was trained."""
+    from hydra.utils import instantiate
+
     run = info.get("run", {})
-    root = cfg.data.root or run.get("data_root")
+    stored = run.get("data") or {}
+    root = cfg.data.get("root") or run.get("data_root")
     if not root:
         raise SepkitError("this checkpoint does not say which data it was trained on; pass data.root=DIR")
-    tracks = find_tracks(root, cfg.data.get("is_wav"))
+    if cfg.data.get("source"):
+        factory = instantiate(cfg.data.source)
+    elif stored.get("source"):
+        factory = instantiate(stored["source"])
+    else:  # checkpoints from before track sources: MUSDB-shaped data
+        factory = partial(musdb_source, is_wav=cfg.data.get("is_wav", stored.get("is_wav")))
+    exclude = cfg.data.get("exclude") or stored.get("exclude") or ()
+    return factory(root=root, exclude=list(exclude))
+
+
+def select_tracks(cfg: DictConfig, source: TrackSource, info: dict[str, Any]) -> list[TrackInfo]:
+    """The tracks to evaluate: the checkpoint's test split by default (see README)."""
+    run = info.get("run", {})
+    tracks = source.tracks()
     split = cfg.split
-    same_root = run.get("data_root") and Path(root).resolve() == Path(run["data_root"])
+    same_root = run.get("data_root") and source.root.resolve() == Path(run["data_root"])
     if split is None and same_root and run.get("splits", {}).get("test"):
         names = set(run["splits"]["test"])
         chosen = [t for t in tracks if t.name in names]
@@ -74,7 +94,7 @@ def select_tracks(cfg: DictConfig, info: dict[str, Any]) -> list[TrackRef]:
     if cfg.eval.max_tracks is not None:
         chosen = chosen[: int(cfg.eval.max_tracks)]
     if not chosen:
-        raise SepkitError(f"no tracks to evaluate in {root} (split={split})")
+        raise SepkitError(f"no tracks to evaluate in {source.root} (split={split}); split=all takes every track")
     return chosen
 
 
@@ -82,15 +102,25 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt`` on full tracks; writes per-track CSV, results.json, eval.png."""
     separator = load_separator(cfg.ckpt)
     engine = SeparationEngine(separator, **OmegaConf.to_container(cfg.engine, resolve=True))
-    tracks = select_tracks(cfg, separator.info)
+    source = eval_source(cfg, separator.info)
+    tracks = select_tracks(cfg, source, separator.info)
+    groups = source.stem_groups(separator.targets)
+    if cfg.eval.museval:
+        minutes = sum(t.seconds for t in tracks) / 60
+        log.info(
+            "museval (BSSEval v4) is slow: it takes longer than separating (%.1f min of audio here); "
+            "eval.museval=false skips SDR/SIR/SAR",
+            minutes,
+        )
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     targets = separator.targets
     rows: list[dict[str, Any]] = []
     for track in progress(tracks, description="evaluating", console=Console(stderr=True)):
-        mix_np, sources_np, rate = read_track(track)
-        mixture = torch.from_numpy(mix_np)
-        references = group_targets(torch.from_numpy(sources_np), targets)
+        mixture = torch.from_numpy(source.read_mixture(track))
+        references = group_targets(torch.from_numpy(source.read(track)), groups)
+        length = min(mixture.shape[-1], references.shape[-1])  # stem.mp4 streams can differ by a frame
+        mixture, references, rate = mixture[:, :length], references[..., :length], track.sample_rate
         model_est = engine.separate(mixture, rate)
         estimates = {
             "model": torch.stack([model_est[t] for t in targets]),

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 
-from sepkit.data.datamodule import TARGET_SOURCES
-from sepkit.data.tracks import SOURCES
+from sepkit.audio import resample
 from sepkit.errors import SepkitError
 from sepkit.separator import Separator
 
@@ -40,16 +37,15 @@ def crossfade_window(length: int, kind: str) -> torch.Tensor:
     raise SepkitError(f"window={kind!r} must be one of {', '.join(WINDOWS)}")
 
 
-@lru_cache(maxsize=8)
-def resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
-    """A torchaudio resampler whose sinc kernel is built once per rate pair."""
-    return torchaudio.transforms.Resample(orig, new)
-
-
-def resample(x: torch.Tensor, orig: int, new: int) -> torch.Tensor:
-    if orig == new:
-        return x
-    return resampler(orig, new).to(x.device)(x)
+def covers_mixture(separator: Separator) -> bool:
+    """Whether the separator's targets add up to the mixture, as its training data said; checkpoints
+    from before that was recorded were trained on MUSDB-shaped data, where vocals + accompaniment or
+    the four stems do."""
+    run = (getattr(separator, "info", None) or {}).get("run", {})
+    if "covers_mixture" in run:
+        return bool(run["covers_mixture"])
+    targets = set(separator.targets)
+    return {"vocals", "accompaniment"} <= targets or {"vocals", "drums", "bass", "other"} <= targets
 
 
 class SeparationEngine:
@@ -98,8 +94,7 @@ class SeparationEngine:
         self.downmix = downmix
         self.block_seconds = block_seconds
         sep = separator
-        covered = {s for t in sep.targets for s in TARGET_SOURCES.get(t, ())}
-        self.covers_mixture = covered == set(range(len(SOURCES)))
+        self.covers_mixture = covers_mixture(sep)
         self.chunk = (sep.patch_frames - 1) * sep.hop_length  # model-rate samples giving patch_frames frames
         self.stride = max(1, int(round(self.chunk * (1.0 - overlap))))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
 
@@ -42,11 +44,16 @@ def usdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -> 
     return float(10 * torch.log10(num / den))
 
 
-def mel_l1(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int) -> float:
-    """L1 distance between log-mel spectrograms of ``(channels, time)`` signals."""
+@lru_cache(maxsize=4)
+def _mel(sample_rate: int) -> torch.nn.Module:
     import torchaudio
 
-    mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=2048, hop_length=512, n_mels=128)
+    return torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=2048, hop_length=512, n_mels=128)
+
+
+def mel_l1(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int) -> float:
+    """L1 distance between log-mel spectrograms of ``(channels, time)`` signals."""
+    mel = _mel(sample_rate).to(estimate.device)
     return float(torch.mean(torch.abs(torch.log(mel(estimate) + 1e-5) - torch.log(mel(reference) + 1e-5))))
 
 

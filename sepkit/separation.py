@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from sepkit.audio import resample
 from sepkit.checkpoint import load_separator
 from sepkit.errors import SepkitError
 from sepkit.inference import SeparationEngine
@@ -163,13 +164,12 @@ def plot_file(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torchaudio.functional as AF
 
     sep = engine.separator
     with sf.SoundFile(str(path)) as f:
         audio = torch.from_numpy(f.read(int(seconds * f.samplerate), dtype="float32", always_2d=True).T.copy())
         rate = f.samplerate
-    audio = AF.resample(audio.mean(0, keepdim=True), rate, sep.sample_rate).expand(sep.audio_channels, -1)
+    audio = resample(audio.mean(0, keepdim=True), rate, sep.sample_rate).expand(sep.audio_channels, -1)
     with torch.no_grad():
         spec = sep.encode(audio.unsqueeze(0).to(engine.device))
         masks = sep.estimate_masks(spec.abs())[0, 0, 0].cpu()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
@@ -18,7 +18,8 @@ from sepkit.separator import Separator
 
 
 class SeparationSystem(L.LightningModule):
-    """Trains a :class:`Separator` on ``(mixture, targets)`` waveform batches.
+    """Trains a :class:`Separator` on ``(mixture, targets[, lengths])`` waveform batches
+    (``lengths``: real samples per example; the padding after them is left out of the loss).
 
     Args:
         separator: the model.
@@ -51,24 +52,38 @@ class SeparationSystem(L.LightningModule):
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         return self.separator(mixture)
 
-    def _spectral_loss(self, mixture: torch.Tensor, targets: torch.Tensor, augment: bool) -> torch.Tensor:
+    def _spectral_loss(
+        self, mixture: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor | None, augment: bool
+    ) -> torch.Tensor:
         sep = self.separator
         mix_mag = sep.encode(mixture).abs()[..., : sep.max_bins, :]
         target_mag = sep.encode(targets).abs()[..., : sep.max_bins, :]
         if augment and self.spec_augment is not None:
             mix_mag, target_mag = self.spec_augment(mix_mag, target_mag)
         masks = sep.net(mix_mag)
-        return self.loss(masks, mix_mag, target_mag)
+        return self.loss(masks, mix_mag, target_mag, self._frame_weight(lengths, mixture.shape[-1], masks.shape[-1]))
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        mixture, targets = batch
-        loss = self._spectral_loss(mixture, targets, augment=True)
+    def _frame_weight(self, lengths: torch.Tensor | None, samples: int, frames: int) -> torch.Tensor | None:
+        """``(batch, 1, 1, 1, frames)``: 1 for frames centred on real samples, None if nothing is padded."""
+        if lengths is None or bool((lengths >= samples).all()):
+            return None
+        centres = torch.arange(frames, device=lengths.device) * self.separator.hop_length
+        return (centres[None] < lengths[:, None]).float()[:, None, None, None]
+
+    @staticmethod
+    def _unpack(batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        mixture, targets, *rest = batch
+        return mixture, targets, (rest[0] if rest else None)
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        mixture, targets, lengths = self._unpack(batch)
+        loss = self._spectral_loss(mixture, targets, lengths, augment=True)
         self.log(TRAIN_LOSS, loss, prog_bar=True, batch_size=mixture.shape[0])
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        mixture, targets = batch
-        loss = self._spectral_loss(mixture, targets, augment=False)
+    def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
+        mixture, targets, lengths = self._unpack(batch)
+        loss = self._spectral_loss(mixture, targets, lengths, augment=False)
         self.log(VAL_LOSS, loss, prog_bar=True, batch_size=mixture.shape[0], sync_dist=True)
         estimates = self.separator(mixture)
         for j, target in enumerate(self.targets):

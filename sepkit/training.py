@@ -15,8 +15,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sepkit.callbacks import BestMetrics
-from sepkit.data.tracks import MUSDB_HINT
+from sepkit.callbacks import BestMetrics, Throughput
+from sepkit.data.sources.musdb import MUSDB_HINT
 from sepkit.errors import SepkitError
 from sepkit.separator import build_separator
 from sepkit.system import SeparationSystem
@@ -35,7 +35,8 @@ def check_required(cfg: DictConfig) -> None:
     """Fail with one clear line for config values left as ``???``."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if "data.root" in missing:
-        raise SepkitError(f"data=musdb needs data.root=DIR. {MUSDB_HINT}")
+        hint = MUSDB_HINT if "musdb" in str(cfg.data.get("source", {}).get("_target_", "")) else ""
+        raise SepkitError(f"data.root is not set: pass data.root=DIR, the dataset folder. {hint}".strip())
     if "ckpt" in missing:
         raise SepkitError(
             "pass ckpt=PATH, a checkpoint written by train.py (outputs/train/<run>/checkpoints/best.ckpt)"
@@ -149,6 +150,7 @@ def train(cfg: DictConfig) -> float | None:
     system.run_info = {
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "data_root": str(Path(datamodule.root).resolve()),
+        "covers_mixture": datamodule.covers_mixture,
         "splits": {name: [t.name for t in tracks] for name, tracks in datamodule.tracks.items()},
         "seed": cfg.seed,
     }
@@ -173,6 +175,7 @@ def write_summary(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, wall_time:
     """Write ``summary.json``: best validation metrics, checkpoint paths, steps and wall time."""
     ckpt_cb = trainer.checkpoint_callback
     tracker = next((cb for cb in trainer.callbacks if isinstance(cb, BestMetrics)), None)
+    timer = next((cb for cb in trainer.callbacks if isinstance(cb, Throughput)), None)
     summary = {
         "model": cfg.model.get("name"),
         "optimized_metric": cfg.optimized_metric,
@@ -183,6 +186,7 @@ def write_summary(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, wall_time:
         "epochs": trainer.current_epoch,
         "global_steps": trainer.global_step,
         "wall_time_s": round(wall_time, 1),
+        "throughput": timer.summary(trainer.strategy.root_device) if timer else {},
     }
     if trainer.is_global_zero:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))

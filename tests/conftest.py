@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = SyntheticConfig(tracks=6, seconds=8.0, seed=3)
 # Overrides that point a run at the tiny dataset and keep it fast.
 TINY_RUN = [
-    f"data.generate.tracks={TINY.tracks}",
-    f"data.generate.seconds={TINY.seconds}",
-    f"data.generate.seed={TINY.seed}",
+    f"data.source.generate.tracks={TINY.tracks}",
+    f"data.source.generate.seconds={TINY.seconds}",
+    f"data.source.generate.seed={TINY.seed}",
     "data.segment_seconds=2.0",
     "data.val_segment_seconds=2.0",
     "data.samples_per_track=2",

@@ -16,7 +16,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def make_cfg(*overrides: str, tmp_path: Path):
@@ -28,10 +28,10 @@ def make_cfg(*overrides: str, tmp_path: Path):
 
 
 @pytest.mark.parametrize("option", options("data"))
-def test_data_options(option: str, tmp_path: Path) -> None:
-    cfg = make_cfg(f"data={option}", f"data.root={tmp_path}", tmp_path=tmp_path)
+def test_data_options(option: str, tmp_path: Path, tiny_root: Path) -> None:
+    cfg = make_cfg(f"data={option}", f"data.root={tiny_root}", tmp_path=tmp_path)
     dm = instantiate(cfg.data)
-    assert dm.targets == ["vocals", "accompaniment"]
+    assert dm.targets == ["vocals", "accompaniment"] and dm.root == tiny_root
     assert dm.sample_rate == cfg.model.sample_rate
 
 

@@ -7,20 +7,28 @@ import soundfile as sf
 import torch
 
 from sepkit.data.augment import FrequencyMask, SourceAugment
-from sepkit.data.datamodule import FixedSegments, MUSDBDataModule, TrainSegments, group_targets
+from sepkit.data.cache import TrackCache
+from sepkit.data.datamodule import FixedSegments, SeparationDataModule, TrainSegments, group_targets
+from sepkit.data.sources.base import TrackInfo
+from sepkit.data.sources.musdb import musdb_source
 from sepkit.data.split import SPLITS, cap_tracks, official_split, random_split
-from sepkit.data.tracks import TrackCache, TrackRef, find_tracks
 from sepkit.errors import SepkitError
 
 AUGMENT = {"gain": [0.25, 1.25], "channel_swap": True, "sign_flip": True, "remix": True, "freq_mask": None}
 
 
-def make_dm(data_root, cache_dir, **kw) -> MUSDBDataModule:
+VOCALS_ACC = [(0,), (1, 2, 3)]
+FOUR = [(0,), (1,), (2,), (3,)]
+
+
+def make_dm(data_root, cache_dir, **kw) -> SeparationDataModule:
     args = {
+        "source": musdb_source,
         "root": str(data_root),
+        "exclude": [],
         "sample_rate": 8192,
         "targets": ["vocals", "accompaniment"],
-        "is_wav": None,
+        "channels": 2,
         "split": "random",
         "split_seed": 42,
         "split_fractions": [0.7, 0.15, 0.15],
@@ -35,11 +43,12 @@ def make_dm(data_root, cache_dir, **kw) -> MUSDBDataModule:
         "augment": AUGMENT,
     }
     args.update(kw)
-    return MUSDBDataModule(**args)
+    return SeparationDataModule(**args)
 
 
-def fake_tracks(n: int) -> list[TrackRef]:
-    return [TrackRef(f"Artist {i:02d} - Song", "train" if i % 3 else "test", Path(f"/x/{i}"), True) for i in range(n)]
+def fake_tracks(n: int) -> list[TrackInfo]:
+    subsets = ["train" if i % 3 else "test" for i in range(n)]
+    return [TrackInfo(f"Artist {i:02d} - Song", s, 44100, 44100, 2, (f"/x/{i}",)) for i, s in enumerate(subsets)]
 
 
 def test_random_split_is_deterministic_disjoint_and_70_15_15() -> None:
@@ -97,20 +106,20 @@ def test_training_items_are_sums_of_augmented_sources(tiny_root, cache_dir) -> N
     dm.setup("fit")
     torch.manual_seed(0)
     for i in range(len(dm.train_set)):
-        mixture, targets = dm.train_set[i]
-        assert mixture.shape == (2, 2 * 8192) and targets.shape == (2, 2, 2 * 8192)
+        mixture, targets, length = dm.train_set[i]
+        assert mixture.shape == (2, 2 * 8192) and targets.shape == (2, 2, 2 * 8192) and length == 2 * 8192
         torch.testing.assert_close(mixture, targets.sum(0))
-    mix, tgt = next(iter(dm.train_dataloader()))
-    assert mix.shape == (2, 2, 16384) and tgt.shape == (2, 2, 2, 16384)
+    mix, tgt, lengths = next(iter(dm.train_dataloader()))
+    assert mix.shape == (2, 2, 16384) and tgt.shape == (2, 2, 2, 16384) and lengths.tolist() == [16384, 16384]
 
 
 def test_remix_draws_sources_from_other_tracks() -> None:
     audio = [np.full((4, 2, 1000), float(i), dtype=np.float32) for i in range(5)]
     torch.manual_seed(0)
-    ds = TrainSegments(audio, ["vocals", "drums", "bass", "other"], 100, 20, augment=None, remix=True)
+    ds = TrainSegments(audio, FOUR, 100, 20, augment=None, remix=True)
     mixed = [len(set(ds[i][1][:, 0, 0].tolist())) > 1 for i in range(len(ds))]
     assert any(mixed)
-    plain = TrainSegments(audio, ["vocals", "drums", "bass", "other"], 100, 20, augment=None, remix=False)
+    plain = TrainSegments(audio, FOUR, 100, 20, augment=None, remix=False)
     assert all(len(set(plain[i][1][:, 0, 0].tolist())) == 1 for i in range(len(plain)))
 
 
@@ -120,16 +129,16 @@ def test_validation_segments_are_fixed_and_audible(tiny_root, cache_dir) -> None
     first = [dm.valid_set[i] for i in range(len(dm.valid_set))]
     again = make_dm(tiny_root, cache_dir)
     again.setup("fit")
-    for (m1, t1), (m2, t2) in zip(first, [again.valid_set[i] for i in range(len(again.valid_set))], strict=True):
+    for (m1, t1, _), (m2, t2, _) in zip(first, [again.valid_set[i] for i in range(len(again.valid_set))], strict=True):
         assert torch.equal(m1, m2) and torch.equal(t1, t2)
-    for _, targets in first:
+    for _, targets, _ in first:
         assert targets.pow(2).mean(dim=(1, 2)).min() > 0
 
 
 def test_silent_targets_are_skipped_in_validation() -> None:
     audio = np.random.default_rng(0).standard_normal((4, 2, 400)).astype(np.float32)
     audio[0, :, :200] = 0  # vocals silent in the first half
-    ds = FixedSegments([audio], ["vocals", "accompaniment"], 100, 10)
+    ds = FixedSegments([audio], VOCALS_ACC, 100, 10)
     assert [offset for _, offset in ds.index] == [200, 300]
 
 
@@ -137,13 +146,13 @@ def test_split_lists_written(tiny_root, cache_dir, tmp_path) -> None:
     dm = make_dm(tiny_root, cache_dir)
     dm.write_splits(tmp_path / "splits.json")
     text = (tmp_path / "splits.json").read_text()
-    assert all(t.name in text for t in find_tracks(tiny_root))
+    assert all(t.name in text for t in musdb_source(tiny_root).tracks())
 
 
 def test_four_stem_targets(tiny_root, cache_dir) -> None:
     dm = make_dm(tiny_root, cache_dir, targets=["vocals", "drums", "bass", "other"])
     dm.setup("fit")
-    mixture, targets = dm.valid_set[0]
+    mixture, targets, _ = dm.valid_set[0]
     assert targets.shape[0] == 4
     torch.testing.assert_close(mixture, targets.sum(0))
 
@@ -157,8 +166,9 @@ def test_other_sample_rates_are_resampled(tmp_path, tiny_root, cache_dir) -> Non
         for f in src.glob("*.wav"):
             audio, rate = sf.read(f)
             sf.write(dst / f.name, audio[::2], rate // 2)
-    (track,) = [t for t in find_tracks(root) if t.subset == "train"]
-    (audio,) = TrackCache(cache_dir, 8192).load([track])
+    source = musdb_source(root)
+    (track,) = [t for t in source.tracks() if t.subset == "train"]
+    (audio,) = TrackCache(cache_dir, 8192).load(source, [track])
     assert audio.shape[0] == 4 and audio.shape[1] == 2
     assert abs(audio.shape[-1] - 8 * 8192) <= 2
 
@@ -170,9 +180,11 @@ def test_stem_mp4_is_read_through_musdb(tmp_path, cache_dir) -> None:
     for sub in ("train", "test"):
         (root / sub).mkdir(parents=True)
         shutil.copy(example, root / sub / example.name)
-    tracks = find_tracks(root)
-    assert [t.is_wav for t in tracks] == [False, False]
-    (audio,) = TrackCache(cache_dir, 8192).load(tracks[:1])
+    source = musdb_source(root)
+    assert type(source).__name__ == "MusdbStemSource"
+    tracks = source.tracks()
+    assert [t.subset for t in tracks] == ["train", "test"]
+    (audio,) = TrackCache(cache_dir, 8192).load(source, tracks[:1])
     assert audio.shape[:2] == (4, 2) and audio.shape[-1] > 8192
     assert np.abs(audio).max() > 0.01
 
@@ -183,7 +195,7 @@ def test_mismatched_stems_are_skipped_with_a_warning(tmp_path, tiny_root, caplog
     bad = next((root / "train").iterdir())
     audio, rate = sf.read(bad / "vocals.wav")
     sf.write(bad / "vocals.wav", audio[:-100], rate)
-    names = [t.name for t in find_tracks(root)]
+    names = [t.name for t in musdb_source(root).tracks()]
     assert bad.name not in names and len(names) >= 1
     assert bad.name in caplog.text and "differ in length" in caplog.text
 
@@ -193,14 +205,16 @@ def test_mismatched_stems_are_skipped_with_a_warning(tmp_path, tiny_root, caplog
     [
         ({"split": "bogus"}, "data.split"),
         ({"targets": ["voice"]}, "data.targets"),
+        ({"channels": 3}, "data.channels"),
+        ({"num_workers": -1}, "data.num_workers"),
         ({"segment_seconds": 0}, "segment_seconds"),
         ({"batch_size": 0}, "batch_size"),
         ({"root": None}, "data.root"),
     ],
 )
-def test_bad_values_fail_clearly(tmp_path, kw, match) -> None:
+def test_bad_values_fail_clearly(tiny_root, tmp_path, kw, match) -> None:
     with pytest.raises(SepkitError, match=match):
-        make_dm(tmp_path, tmp_path, **kw)
+        make_dm(tiny_root, tmp_path, **kw)
 
 
 def test_missing_and_non_musdb_roots(tmp_path, cache_dir) -> None:
@@ -214,12 +228,19 @@ def test_missing_and_non_musdb_roots(tmp_path, cache_dir) -> None:
         make_dm(tmp_path / "junk", cache_dir).prepare_data()
 
 
-def test_segment_longer_than_tracks(tiny_root, cache_dir) -> None:
-    with pytest.raises(SepkitError, match="longer than"):
-        make_dm(tiny_root, cache_dir, segment_seconds=60.0).prepare_data()
+def test_segments_longer_than_tracks_are_padded_and_flagged(tiny_root, cache_dir, caplog) -> None:
+    caplog.set_level("INFO")
+    dm = make_dm(tiny_root, cache_dir, segment_seconds=10.0, val_segment_seconds=10.0)
+    dm.setup("fit")
+    assert "shorter than a 10.0-s segment" in caplog.text
+    mixture, targets, length = dm.train_set[0]
+    assert mixture.shape[-1] == 10 * 8192 and length == 8 * 8192
+    assert mixture[:, length:].abs().max() == 0 and mixture[:, :length].abs().max() > 0
+    _, _, val_length = dm.valid_set[0]
+    assert val_length == 8 * 8192
 
 
 def test_group_targets() -> None:
     src = torch.arange(4.0).view(4, 1, 1).expand(4, 2, 3)
-    out = group_targets(src, ["vocals", "accompaniment"])
+    out = group_targets(src, VOCALS_ACC)
     assert out[0, 0, 0] == 0 and out[1, 0, 0] == 1 + 2 + 3

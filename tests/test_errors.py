@@ -46,7 +46,8 @@ def test_missing_root(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("override", "needle"),
     [
-        ("data.segment_seconds=60", "longer than"),
+        ("data.targets=[voice]", "offers vocals"),
+        ("data.split_fractions=[0.7,0.3]", "three positive"),
         ("data.n_songs=2", "too few"),
         ("data.split=bogus", "data.split"),
         ("data.split=official", "split=random"),

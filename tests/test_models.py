@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from sepkit.data.tracks import TrackCache, find_tracks
+from sepkit.data.cache import TrackCache
+from sepkit.data.sources.musdb import musdb_hq
 from sepkit.losses import SpectrogramL1
 from sepkit.models.base import MaskNet
 from sepkit.models.unet_classic import ClassicUNet
@@ -98,7 +99,8 @@ def test_reload_identity(name: str) -> None:
 @pytest.mark.parametrize("name", VARIANTS)
 def test_a_few_steps_on_built_in_data_lower_the_loss(name: str, tiny_root, cache_dir) -> None:
     torch.manual_seed(0)
-    (audio,) = TrackCache(cache_dir, 8192).load([find_tracks(tiny_root)[0]])
+    source = musdb_hq(tiny_root)
+    (audio,) = TrackCache(cache_dir, 8192).load(source, source.tracks()[:1])
     sources = torch.from_numpy(np.array(audio[:, :, : 4 * 8192])).reshape(4, 2, 4, 8192).permute(2, 0, 1, 3)
     targets = torch.stack([sources[:, 0], sources[:, 1:].sum(1)], dim=1)  # vocals, accompaniment
     stft, _ = make_stft_pair(1024, 768)

@@ -100,7 +100,9 @@ def _independent_hq_folder(root):
 
 def test_train_on_an_independent_musdb_hq_folder(tmp_path, cache_dir) -> None:
     _independent_hq_folder(tmp_path / "hq")
-    args = [a for a in tiny_train_args(tmp_path, tmp_path / "hq", cache_dir) if not a.startswith("data.generate")]
+    args = [
+        a for a in tiny_train_args(tmp_path, tmp_path / "hq", cache_dir) if not a.startswith("data.source.generate")
+    ]
     result = run_entry("train.py", "data=musdb", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     splits = json.loads((tmp_path / "run" / "splits.json").read_text())
@@ -117,7 +119,9 @@ def test_train_on_a_stem_mp4_folder(tmp_path, cache_dir) -> None:
         (tmp_path / "mp4" / subset).mkdir(parents=True)
         for name in names:
             shutil.copy(example, tmp_path / "mp4" / subset / f"{name}.stem.mp4")
-    args = [a for a in tiny_train_args(tmp_path, tmp_path / "mp4", cache_dir) if not a.startswith("data.generate")]
+    args = [
+        a for a in tiny_train_args(tmp_path, tmp_path / "mp4", cache_dir) if not a.startswith("data.source.generate")
+    ]
     result = run_entry("train.py", "data=musdb", *args, "data.segment_seconds=1.0", "data.val_segment_seconds=1.0")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()

@@ -1,14 +1,17 @@
-"""The MUSDB LightningDataModule: splits, training segments with augmentation, fixed validation segments.
+"""The separation LightningDataModule: splits, training segments with augmentation, fixed
+validation segments, over any :class:`~sepkit.data.sources.TrackSource`.
 
-Batches are ``(mixture (batch, channels, time), targets (batch, targets, channels, time))`` at the
-model's sample rate, with ``mixture == targets.sum(1)``.
+Batches are ``(mixture (batch, channels, time), targets (batch, targets, channels, time),
+lengths (batch,))`` at the model's sample rate, with ``mixture == targets.sum(1)``. ``lengths``
+counts the real samples of each example: clips shorter than a segment are zero-padded at the end
+and the loss leaves the padding out.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -17,116 +20,120 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sepkit.data.augment import FrequencyMask, SourceAugment
-from sepkit.data.split import SPLITS, cap_tracks, musdb_validation_names, official_split, random_split
-from sepkit.data.synthetic import SyntheticConfig, ensure_dataset
-from sepkit.data.tracks import MUSDB_HINT, SOURCES, TrackCache, TrackRef, find_tracks
+from sepkit.data.cache import TrackCache
+from sepkit.data.sources.base import TrackInfo, TrackSource
+from sepkit.data.split import SPLITS, cap_tracks, folder_split, musdb_validation_names, official_split, random_split
 from sepkit.errors import SepkitError
 
 log = logging.getLogger(__name__)
 
-# What each target is made of, by source index in ``SOURCES``.
-TARGET_SOURCES = {
-    "vocals": (0,),
-    "drums": (1,),
-    "bass": (2,),
-    "other": (3,),
-    "accompaniment": (1, 2, 3),
-}
 SILENCE_RMS = 10 ** (-50 / 20)
+SPLIT_KINDS = ("random", "folder", "official")
 
 
-def group_targets(sources: torch.Tensor, targets: Sequence[str]) -> torch.Tensor:
-    """Sum ``(sources, channels, time)`` into ``(targets, channels, time)``."""
-    return torch.stack([sources[list(TARGET_SOURCES[t])].sum(0) for t in targets])
+def group_targets(stems: torch.Tensor, groups: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Sum ``(stems, channels, time)`` into ``(targets, channels, time)`` by stem-index groups."""
+    return torch.stack([stems[list(g)].sum(0) for g in groups])
+
+
+def _span(audio: np.ndarray, stems: slice | int, offset: int, segment: int) -> torch.Tensor:
+    """``audio[stems, :, offset:offset + segment]`` as a tensor, zero-padded to ``segment``."""
+    clip = torch.from_numpy(np.array(audio[stems, ..., offset : offset + segment]))
+    return torch.nn.functional.pad(clip, (0, segment - clip.shape[-1]))
 
 
 class TrainSegments(Dataset):
     """Random segments of random tracks; ``samples_per_track`` items per track and epoch.
 
-    With ``remix`` each source comes from an independently drawn track and offset.
+    With ``remix`` each stem comes from an independently drawn track and offset. Tracks shorter
+    than ``segment`` are used whole, zero-padded at the end.
     """
 
     def __init__(
         self,
         audio: list[np.ndarray],
-        targets: Sequence[str],
+        groups: Sequence[Sequence[int]],
         segment: int,
         samples_per_track: int,
         augment: SourceAugment | None,
         remix: bool,
     ) -> None:
         self.audio = audio
-        self.targets = list(targets)
+        self.groups = [tuple(g) for g in groups]
         self.segment = segment
         self.samples_per_track = samples_per_track
         self.augment = augment
         self.remix = remix
+        self.n_stems = audio[0].shape[0]
 
     def __len__(self) -> int:
         return len(self.audio) * self.samples_per_track
 
-    def _clip(self, track: int, source: int) -> torch.Tensor:
-        length = self.audio[track].shape[-1]
-        offset = int(torch.randint(0, length - self.segment + 1, ()).item())
-        return torch.from_numpy(np.array(self.audio[track][source, :, offset : offset + self.segment]))
+    def _offset(self, track: int) -> int:
+        return int(torch.randint(0, max(1, self.audio[track].shape[-1] - self.segment + 1), ()).item())
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         track = index // self.samples_per_track
         if self.remix:
-            picks = torch.randint(0, len(self.audio), (len(SOURCES),)).tolist()
-            sources = torch.stack([self._clip(t, s) for s, t in enumerate(picks)])
+            picks = torch.randint(0, len(self.audio), (self.n_stems,)).tolist()
+            stems = torch.stack([_span(self.audio[t], s, self._offset(t), self.segment) for s, t in enumerate(picks)])
+            length = max(min(self.audio[t].shape[-1], self.segment) for t in picks)
         else:
-            length = self.audio[track].shape[-1]
-            offset = int(torch.randint(0, length - self.segment + 1, ()).item())
-            sources = torch.from_numpy(np.array(self.audio[track][:, :, offset : offset + self.segment]))
+            stems = _span(self.audio[track], slice(None), self._offset(track), self.segment)
+            length = min(self.audio[track].shape[-1], self.segment)
         if self.augment is not None:
-            sources = self.augment(sources)
-        targets = group_targets(sources, self.targets)
-        return targets.sum(0), targets
+            stems = self.augment(stems)
+        targets = group_targets(stems, self.groups)
+        return targets.sum(0), targets, length
 
 
 class FixedSegments(Dataset):
-    """Deterministic consecutive segments of each track, skipping those where a target is silent
-    (SI-SDR is undefined against a silent reference)."""
+    """Deterministic consecutive segments of each track (a short track gives one, padded), skipping
+    those where a target is silent (SI-SDR is undefined against a silent reference)."""
 
-    def __init__(self, audio: list[np.ndarray], targets: Sequence[str], segment: int, per_track: int) -> None:
+    def __init__(self, audio: list[np.ndarray], groups: Sequence[Sequence[int]], segment: int, per_track: int) -> None:
         self.audio = audio
-        self.targets = list(targets)
+        self.groups = [tuple(g) for g in groups]
         self.segment = segment
         self.index: list[tuple[int, int]] = []
         for t, track in enumerate(audio):
             kept = 0
-            for offset in range(0, track.shape[-1] - segment + 1, segment):
+            for offset in range(0, max(1, track.shape[-1] - segment + 1), segment):
                 if kept == per_track:
                     break
-                grouped = group_targets(torch.from_numpy(np.array(track[:, :, offset : offset + segment])), targets)
-                if grouped.pow(2).mean(dim=(1, 2)).sqrt().min() > SILENCE_RMS:
+                grouped = group_targets(_span(track, slice(None), offset, segment), self.groups)
+                real = min(segment, track.shape[-1])
+                if grouped.pow(2).mean(dim=(1, 2)).mul(segment / real).sqrt().min() > SILENCE_RMS:
                     self.index.append((t, offset))
                     kept += 1
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         t, offset = self.index[index]
-        sources = torch.from_numpy(np.array(self.audio[t][:, :, offset : offset + self.segment]))
-        targets = group_targets(sources, self.targets)
-        return targets.sum(0), targets
+        targets = group_targets(_span(self.audio[t], slice(None), offset, self.segment), self.groups)
+        return targets.sum(0), targets, min(self.segment, self.audio[t].shape[-1] - offset)
 
 
-class MUSDBDataModule(L.LightningDataModule):
-    """MUSDB18 / MUSDB18-HQ (or the built-in synthetic set in the same layout).
+class SeparationDataModule(L.LightningDataModule):
+    """Training and validation data from a track source.
 
     Args:
-        root: folder with ``train/`` and ``test/``.
+        source: the folder's layout: a :class:`TrackSource`, or a factory called with ``root`` and
+            ``exclude`` (what ``conf/data/<source>.yaml`` gives as a ``_partial_``).
+        root: the dataset folder.
+        exclude: glob patterns of track names never used.
         sample_rate: the model's rate; tracks are resampled to it.
-        targets: ``[vocals, accompaniment]`` or any of vocals/drums/bass/other.
-        is_wav: True for MUSDB18-HQ wav folders, False for stem.mp4, None to detect.
-        split: ``random`` (deterministic fractions from ``split_seed``) or ``official``.
+        targets: target names the source offers (e.g. ``[vocals, accompaniment]``).
+        channels: channels the model is fed (mono tracks are duplicated, stereo averaged).
+        split: ``random`` (fractions of all tracks from ``split_seed``), ``folder`` (test = the
+            folder's ``test/``, valid = its ``valid/`` or a share of ``train/``) or ``official``
+            (MUSDB18's own lists).
         split_seed: seed of the random split and of the ``n_songs`` draw.
-        split_fractions: train/valid/test fractions of the random split.
+        split_fractions: train/valid/test fractions.
         n_songs: use at most this many tracks (None: all).
-        segment_seconds: length of training segments.
+        segment_seconds: length of training segments (shorter clips are padded).
         samples_per_track: training segments per track and epoch.
         val_segment_seconds: length of the fixed validation segments.
         val_segments_per_track: validation segments per track.
@@ -135,16 +142,16 @@ class MUSDBDataModule(L.LightningDataModule):
         cache_dir: where decoded, resampled tracks are cached.
         augment: ``gain``, ``channel_swap``, ``sign_flip``, ``remix`` and ``freq_mask``
             (``{max_width, count}`` or null) switches.
-        generate: parameters of the built-in synthetic dataset, generated into ``root`` on first
-            use (None for a real dataset).
     """
 
     def __init__(
         self,
-        root: str,
+        source: TrackSource | Callable[..., TrackSource],
+        root: str | None,
+        exclude: Sequence[str],
         sample_rate: int,
         targets: Sequence[str],
-        is_wav: bool | None,
+        channels: int,
         split: str,
         split_seed: int,
         split_fractions: Sequence[float],
@@ -157,16 +164,12 @@ class MUSDBDataModule(L.LightningDataModule):
         num_workers: int,
         cache_dir: str,
         augment: dict,
-        generate: dict | None = None,
     ) -> None:
         super().__init__()
-        if root is None or str(root).strip() in ("", "None", "???"):
-            raise SepkitError(f"data=musdb needs data.root=DIR. {MUSDB_HINT}")
-        unknown = [t for t in targets if t not in TARGET_SOURCES]
-        if unknown or not targets:
-            raise SepkitError(f"data.targets={list(targets)}: each must be one of {', '.join(TARGET_SOURCES)}")
-        if split not in ("random", "official"):
-            raise SepkitError(f"data.split={split!r} must be 'random' or 'official'")
+        if split not in SPLIT_KINDS:
+            raise SepkitError(f"data.split={split!r} must be one of {', '.join(SPLIT_KINDS)}")
+        if channels not in (1, 2):
+            raise SepkitError(f"data.channels={channels} must be 1 or 2")
         for name, value in [("segment_seconds", segment_seconds), ("val_segment_seconds", val_segment_seconds)]:
             if value <= 0:
                 raise SepkitError(f"data.{name}={value} must be positive")
@@ -177,10 +180,15 @@ class MUSDBDataModule(L.LightningDataModule):
         ]:
             if value < 1:
                 raise SepkitError(f"data.{name}={value} must be at least 1")
-        self.root = Path(root)
-        self.sample_rate = sample_rate
+        if num_workers < 0:
+            raise SepkitError(f"data.num_workers={num_workers} must be 0 or more")
+        if not isinstance(source, TrackSource):
+            source = source(root=root, exclude=list(exclude or ()))
+        self.source = source
         self.targets = list(targets)
-        self.is_wav = is_wav
+        self.groups = source.stem_groups(self.targets)
+        self.sample_rate = sample_rate
+        self.channels = channels
         self.split = split
         self.split_seed = split_seed
         self.split_fractions = list(split_fractions)
@@ -191,55 +199,68 @@ class MUSDBDataModule(L.LightningDataModule):
         self.val_segments_per_track = val_segments_per_track
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.cache = TrackCache(cache_dir, sample_rate)
+        self.cache = TrackCache(cache_dir, sample_rate, channels)
         augment = dict(augment)
         self.remix = bool(augment.pop("remix", False))
         freq_mask = augment.pop("freq_mask", None)
         self.spec_augment = FrequencyMask(**freq_mask) if freq_mask else None
         self.source_augment = SourceAugment(**augment)
-        self.generate = SyntheticConfig(**generate) if generate else None
-        self.tracks: dict[str, list[TrackRef]] = {}
+        self.tracks: dict[str, list[TrackInfo]] = {}
         self.audio: dict[str, list[np.ndarray]] = {}
 
+    @property
+    def root(self) -> Path:
+        return self.source.root
+
+    @property
+    def covers_mixture(self) -> bool:
+        """Whether the targets add up to the mixture (else inference adds a residual)."""
+        return self.source.covers_mixture(self.targets)
+
     def prepare_data(self) -> None:
-        """Generate the synthetic set if needed and fill the decode cache (runs once per node)."""
-        if self.generate is not None:
-            ensure_dataset(self.root, self.generate)
+        """Generate the dataset if the source makes one, and fill the decode cache (once per node)."""
+        self.source.prepare()
         self._load_splits()
+
+    def _split(self) -> dict[str, list[TrackInfo]]:
+        tracks = cap_tracks(self.source.tracks(), self.n_songs, self.split_seed)
+        if self.split == "random":
+            return random_split(tracks, self.split_seed, self.split_fractions)
+        if self.split == "folder":
+            return folder_split(tracks, self.split_seed, self.split_fractions)
+        return official_split(tracks, musdb_validation_names())
 
     def _load_splits(self) -> None:
         if self.tracks:
             return
-        tracks = cap_tracks(find_tracks(self.root, self.is_wav), self.n_songs, self.split_seed)
-        if self.split == "random":
-            self.tracks = random_split(tracks, self.split_seed, self.split_fractions)
-        else:
-            self.tracks = official_split(tracks, musdb_validation_names())
-        for name in ("train", "valid"):  # the test split is evaluate.py's, on full tracks
-            self.audio[name] = self.cache.load(self.tracks[name])
-        for name in ("train", "valid"):
-            idx = min(range(len(self.audio[name])), key=lambda i: self.audio[name][i].shape[-1])
-            short = self.audio[name][idx]
-            seg = self.segment if name == "train" else self.val_segment
-            if short.shape[-1] < seg:
-                track = self.tracks[name][idx].name
-                raise SepkitError(
-                    f"data.{'segment_seconds' if name == 'train' else 'val_segment_seconds'}="
-                    f"{seg / self.sample_rate:g} is longer than {name} track {track!r} "
-                    f"({short.shape[-1] / self.sample_rate:.1f} s); use shorter segments"
+        self.tracks = self._split()
+        for name, segment in (("train", self.segment), ("valid", self.val_segment)):
+            short = [t for t in self.tracks[name] if t.frames * self.sample_rate < segment * t.sample_rate]
+            if short:
+                log.info(
+                    "%d of %d %s track(s) are shorter than a %.1f-s segment (shortest %r, %.1f s): "
+                    "they are zero-padded and the padding is left out of the loss",
+                    len(short),
+                    len(self.tracks[name]),
+                    name,
+                    segment / self.sample_rate,
+                    min(short, key=lambda t: t.frames / t.sample_rate).name,
+                    min(t.seconds for t in short),
                 )
+        for name in ("train", "valid"):  # the test split is evaluate.py's, on full tracks
+            self.audio[name] = self.cache.load(self.source, self.tracks[name])
 
     def setup(self, stage: str | None = None) -> None:
         self._load_splits()
         self.train_set = TrainSegments(
             self.audio["train"],
-            self.targets,
+            self.groups,
             self.segment,
             self.samples_per_track,
             self.source_augment,
             self.remix,
         )
-        self.valid_set = FixedSegments(self.audio["valid"], self.targets, self.val_segment, self.val_segments_per_track)
+        self.valid_set = FixedSegments(self.audio["valid"], self.groups, self.val_segment, self.val_segments_per_track)
         if len(self.valid_set) == 0:
             raise SepkitError(
                 "no validation segment has every target audible; lower data.val_segment_seconds or add tracks"
@@ -258,7 +279,7 @@ class MUSDBDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            drop_last=shuffle,
+            drop_last=shuffle and len(dataset) > self.batch_size,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sepkit.data.tracks import TrackRef
+from sepkit.data.sources.base import TrackInfo
 from sepkit.errors import SepkitError
 
 SPLITS = ("train", "valid", "test")
 
 
-def cap_tracks(tracks: Sequence[TrackRef], n_songs: int | None, seed: int) -> list[TrackRef]:
+def cap_tracks(tracks: Sequence[TrackInfo], n_songs: int | None, seed: int) -> list[TrackInfo]:
     """Keep ``n_songs`` tracks, drawn deterministically from ``seed`` (all when None)."""
     tracks = sorted(tracks, key=lambda t: (t.subset, t.name))
     if n_songs is None or n_songs >= len(tracks):
@@ -24,8 +24,8 @@ def cap_tracks(tracks: Sequence[TrackRef], n_songs: int | None, seed: int) -> li
 
 
 def random_split(
-    tracks: Sequence[TrackRef], seed: int, fractions: Sequence[float] = (0.7, 0.15, 0.15)
-) -> dict[str, list[TrackRef]]:
+    tracks: Sequence[TrackInfo], seed: int, fractions: Sequence[float] = (0.7, 0.15, 0.15)
+) -> dict[str, list[TrackInfo]]:
     """Deterministic split of all tracks by ``fractions``; every split gets at least one track."""
     if len(fractions) != 3 or any(f <= 0 for f in fractions):
         raise SepkitError(f"data.split_fractions={list(fractions)} must be three positive numbers (train, valid, test)")
@@ -51,7 +51,33 @@ def random_split(
     }
 
 
-def official_split(tracks: Sequence[TrackRef], validation_names: Sequence[str]) -> dict[str, list[TrackRef]]:
+def folder_split(
+    tracks: Sequence[TrackInfo], seed: int, fractions: Sequence[float] = (0.7, 0.15, 0.15)
+) -> dict[str, list[TrackInfo]]:
+    """The folder's own split: test = its ``test/`` subset; valid = its ``valid/`` subset if it has
+    one, else a deterministic ``valid / (train + valid)`` share of ``train/`` drawn from ``seed``."""
+    if len(fractions) != 3 or any(f <= 0 for f in fractions):
+        raise SepkitError(f"data.split_fractions={list(fractions)} must be three positive numbers (train, valid, test)")
+    by_subset = {s: sorted((t for t in tracks if t.subset == s), key=lambda t: t.name) for s in SPLITS}
+    if not by_subset["test"]:
+        raise SepkitError(
+            "data.split=folder needs a test/ folder inside data.root (the held-out set); "
+            "use data.split=random for a folder without one"
+        )
+    train, valid = by_subset["train"], by_subset["valid"]
+    if not valid:
+        n_valid = max(1, round(len(train) * fractions[1] / (fractions[0] + fractions[1])))
+        if len(train) - n_valid < 1:
+            raise SepkitError(f"data.split=folder: train/ has {len(train)} track(s), too few to carve a valid set")
+        pick = set(np.random.default_rng(seed).permutation(len(train))[:n_valid].tolist())
+        valid = [t for i, t in enumerate(train) if i in pick]
+        train = [t for i, t in enumerate(train) if i not in pick]
+    if not train:
+        raise SepkitError("data.split=folder: train/ holds no tracks")
+    return {"train": train, "valid": valid, "test": by_subset["test"]}
+
+
+def official_split(tracks: Sequence[TrackInfo], validation_names: Sequence[str]) -> dict[str, list[TrackInfo]]:
     """MUSDB18's own split: train subset minus musdb's validation list / that list / test subset."""
     valid_set = set(validation_names)
     split = {
