@@ -5,7 +5,7 @@ file (separate.py's streaming path, writing both stems) and reports its peak res
 The model is an untrained separator built from its config (speed and memory do not depend on
 the weights).
 
-    python bench/inference.py [--model unet_paper] [--minutes 3 20] [--out outputs/bench/inference.json]
+    python -m bench.inference [--model unet_paper] [--minutes 3 20] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def make_track(path: Path, minutes: float) -> None:
             f.write(block[: int(minutes * 60 * RATE) - start])
 
 
-def child(model: str, path: str, out: str, threads: int) -> None:
+def child(model: str, path: str, out: str, threads: int, device: str) -> None:
     import torch
 
     from bench.models import load_model_config
@@ -45,11 +45,15 @@ def child(model: str, path: str, out: str, threads: int) -> None:
 
     torch.set_num_threads(threads)
     separator = build_separator(load_model_config(model), ["vocals", "accompaniment"])
-    engine = SeparationEngine(separator, device="cpu")
+    engine = SeparationEngine(separator, device=device)
     start = time.perf_counter()
     rtf = separate_file(engine, Path(path), Path(out), "wav", "PCM_16", overwrite=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"rtf": rtf, "seconds": time.perf_counter() - start, "peak_rss_mb": peak_mb}))
+    row = {"device": device, "rtf": rtf, "seconds": time.perf_counter() - start, "peak_rss_mb": peak_mb}
+    if device == "cuda":
+        row["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        row["gpu"] = torch.cuda.get_device_name()
+    print(json.dumps(row))
 
 
 def main() -> None:
@@ -57,11 +61,12 @@ def main() -> None:
     parser.add_argument("--model", default="unet_paper")
     parser.add_argument("--minutes", type=float, nargs="*", default=[3.0, 20.0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", default="outputs/bench/inference.json")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.model, args.child[0], args.child[1], args.threads)
+        child(args.model, args.child[0], args.child[1], args.threads, args.device)
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,6 +74,7 @@ def main() -> None:
             track = Path(tmp) / f"track_{minutes:g}min.wav"
             make_track(track, minutes)
             cmd = [sys.executable, "-m", "bench.inference", "--model", args.model, "--threads", str(args.threads)]
+            cmd += ["--device", args.device]
             result = subprocess.run([*cmd, "--child", str(track), tmp], capture_output=True, text=True, check=True)
             row = {"model": args.model, "minutes": minutes, **json.loads(result.stdout.strip().splitlines()[-1])}
             rows.append(row)

@@ -14,6 +14,15 @@ def amp_precision() -> str:
     return "16-mixed" if torch.cuda.is_available() else "bf16-mixed"
 
 
+def loader_workers() -> int:
+    """Default ``data.num_workers``: 0 on a CPU-only machine (the loader's work is small next to a
+    CPU training step, and workers only compete for the cores; bench/data.py), else half the cores
+    up to 8 (on a GPU the loader bounds the step; bench/gpu.py)."""
+    if not torch.cuda.is_available():
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
 def wandb_offline() -> bool:
     """Log W&B offline unless an API key is configured (env var or ~/.netrc) and mode isn't offline."""
     if os.environ.get("WANDB_MODE", "").lower() in ("offline", "dryrun", "disabled"):
@@ -25,6 +34,11 @@ def wandb_offline() -> bool:
 
 
 def register_resolvers() -> None:
-    for name, fn in (("sepkit.amp", amp_precision), ("sepkit.wandb_offline", wandb_offline)):
+    resolvers = (
+        ("sepkit.amp", amp_precision),
+        ("sepkit.wandb_offline", wandb_offline),
+        ("sepkit.workers", loader_workers),
+    )
+    for name, fn in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

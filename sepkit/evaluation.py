@@ -128,7 +128,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "oracle": oracle_irm(mixture, references, rate, separator),
         }
         for method, est in estimates.items():
-            for target, values in zip(targets, track_metrics(est, references, rate, cfg.eval.museval), strict=True):
+            for target, values in zip(
+                targets, track_metrics(est, references, rate, cfg.eval.museval, cfg.eval.get("mel", False)), strict=True
+            ):
                 rows.append({"track": track.name, "method": method, "target": target, **values})
         if cfg.eval.save_audio:
             folder = out_dir / "estimates" / track.name

@@ -15,7 +15,7 @@ def eval_args(tmp_path, ckpt, run="eval"):
 
 
 def test_evaluate_writes_tables_with_baselines_and_is_repeatable(tmp_path, tiny_ckpt) -> None:
-    first = run_entry("evaluate.py", *eval_args(tmp_path, tiny_ckpt, "a"), "eval.save_audio=true")
+    first = run_entry("evaluate.py", *eval_args(tmp_path, tiny_ckpt, "a"), "eval.save_audio=true", "eval.mel=true")
     assert first.returncode == 0, first.stderr[-3000:]
     out = tmp_path / "a"
     results = json.loads((out / "results.json").read_text())

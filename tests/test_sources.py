@@ -204,7 +204,7 @@ def test_a_short_clip_among_longer_ones_is_padded_and_masked(tmp_path, cache_dir
     assert "1 of 4 train track(s) are shorter than a 4.0-s segment" in caplog.text
     items = [dm.train_set[j] for j in range(len(dm.train_set))]
     assert sorted({length for _, _, length in items}) == [2 * RATE, 4 * RATE]
-    for mixture, targets, length in items:
+    for mixture, _, length in items:
         assert mixture.shape[-1] == 4 * RATE
         assert mixture[:, length:].abs().sum() == 0 and mixture[:, :length].abs().max() > 0
 

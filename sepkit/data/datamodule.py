@@ -279,6 +279,7 @@ class SeparationDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
             drop_last=shuffle and len(dataset) > self.batch_size,
         )
 
