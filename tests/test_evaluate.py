@@ -30,7 +30,9 @@ def test_evaluate_writes_tables_with_baselines_and_is_repeatable(tmp_path, tiny_
     assert "oracle" in first.stdout and "museval_sdr" in first.stdout
     home = tmp_path / "home"  # no W&B credentials: the W&B run is written offline
     home.mkdir()
-    second = run_entry("evaluate.py", *eval_args(tmp_path, tiny_ckpt, "b"), "logger=wandb", env={"HOME": str(home)})
+    second = run_entry(
+        "evaluate.py", *eval_args(tmp_path, tiny_ckpt, "b"), "eval.mel=true", "logger=wandb", env={"HOME": str(home)}
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert list((tmp_path / "b" / "wandb").rglob("per_track*.table.json"))
     again = json.loads((tmp_path / "b" / "results.json").read_text())
