@@ -117,6 +117,8 @@ def check_multirun_ddp(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> float | None:
     """Train a separator as ``cfg`` says and return ``cfg.optimized_metric`` (for sweepers)."""
+    if cfg.get("train_fn"):  # another experiment type (experiment=gan) brings its own training function
+        return instantiate(cfg.train_fn)(cfg)
     start = time.time()
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()  # Hydra's handlers already print and file them

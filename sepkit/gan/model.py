@@ -1,0 +1,132 @@
+"""The conditional GAN as one object: features, generator and discriminator, rebuilt from a checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from sepkit.errors import SepkitError, find_user_error
+from sepkit.gan.features import make_features
+from sepkit.gan.networks import Discriminator, Generator
+
+
+class ConditionalGAN(nn.Module):
+    """Generates normalised log-mel spectrograms ``(batch, 1, n_mels, max_frames)`` of a chosen category.
+
+    It knows nothing about Lightning or datasets (like :class:`~sepkit.separator.Separator`).
+
+    Args:
+        generator: factory ``generator(latent_dim=, n_classes=, n_mels=, frames=)`` (a ``_partial_``).
+        discriminator: factory ``discriminator(n_classes=)``.
+        categories: category names, in label order.
+        sample_rate: rate audio is resampled to (mono).
+        n_fft: FFT size of the mel spectrogram.
+        hop_length: hop of the mel spectrogram.
+        n_mels: mel bands.
+        max_frames: frames of every spectrogram (longer clips are cut, shorter ones padded).
+        latent_dim: noise dimensions.
+        db_floor: dB of mel power that maps to 0 (see :class:`~sepkit.gan.features.LogMel`).
+        db_range: dB span that maps to 1.
+        griffin_lim_iters: iterations when rendering audio.
+        audio_channels: channels of the rendered audio (mono).
+        name: variant name, for tables and logs.
+    """
+
+    def __init__(
+        self,
+        generator: Callable[..., Generator],
+        discriminator: Callable[..., Discriminator],
+        categories: Sequence[str],
+        sample_rate: int,
+        n_fft: int,
+        hop_length: int,
+        n_mels: int,
+        max_frames: int,
+        latent_dim: int,
+        db_floor: float,
+        db_range: float,
+        griffin_lim_iters: int,
+        audio_channels: int = 1,
+        name: str = "gan",
+    ) -> None:
+        super().__init__()
+        if len(categories) < 2:
+            raise SepkitError(f"a conditional GAN needs at least 2 categories, got {list(categories)}")
+        if audio_channels != 1:
+            raise SepkitError(f"model.audio_channels={audio_channels}: the GAN works on mono audio (1)")
+        self.categories = list(categories)
+        self.sample_rate = sample_rate
+        self.max_frames = max_frames
+        self.latent_dim = latent_dim
+        self.name = name
+        self.encoder, self.decoder = make_features(
+            sample_rate, n_fft, hop_length, n_mels, db_floor, db_range, griffin_lim_iters
+        )
+        self.generator = generator(latent_dim=latent_dim, n_classes=len(categories), n_mels=n_mels, frames=max_frames)
+        self.discriminator = discriminator(n_classes=len(categories))
+        self.config: dict[str, Any] = {}
+
+    @property
+    def segment_samples(self) -> int:
+        """Audio samples of one ``max_frames`` spectrogram."""
+        return self.encoder.samples(self.max_frames)
+
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """``(batch, time)`` audio to ``(batch, 1, n_mels, frames)`` normalised log-mel."""
+        return self.encoder(wav)
+
+    def noise(self, n: int) -> torch.Tensor:
+        """``(n, latent_dim)`` standard normal noise on the model's device."""
+        return torch.randn(n, self.latent_dim, device=self.generator.project.weight.device)
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Spectrograms ``(batch, 1, n_mels, max_frames)`` for noise ``(batch, latent_dim)`` and labels ``(batch,)``."""
+        return self.generator(noise, labels)
+
+    @torch.no_grad()
+    def sample(self, labels: torch.Tensor, seed: int = 0, batch_size: int = 64) -> torch.Tensor:
+        """Spectrograms for ``labels`` from a fixed noise stream (same seed, same samples), in batches."""
+        stream = torch.Generator().manual_seed(seed)
+        device = self.generator.project.weight.device
+        noise = torch.randn(len(labels), self.latent_dim, generator=stream).to(device)
+        labels = labels.to(device)
+        parts = [self(noise[i : i + batch_size], labels[i : i + batch_size]) for i in range(0, len(labels), batch_size)]
+        return torch.cat(parts).float()
+
+    @torch.no_grad()
+    def to_audio(self, spec: torch.Tensor) -> torch.Tensor:
+        """``(batch, 1, n_mels, frames)`` to ``(batch, time)`` audio by Griffin-Lim, peak-normalised to 0.9."""
+        wav = self.decoder(spec)
+        return 0.9 * wav / wav.abs().amax(dim=-1, keepdim=True).clamp_min(1e-8)
+
+    def describe(self) -> dict[str, Any]:
+        """What a checkpoint needs to rebuild this GAN without any config files."""
+        from sepkit import __version__
+
+        return {
+            "kind": "gan",
+            "evaluate": "sepkit.gan.evaluation.evaluate",
+            "sepkit_version": __version__,
+            "model": self.config,
+            "categories": self.categories,
+            "sample_rate": self.sample_rate,
+            "name": self.name,
+        }
+
+
+def build_gan(model_config: dict[str, Any], categories: Sequence[str]) -> ConditionalGAN:
+    """Instantiate a GAN from a model config (``conf/model/gan/*.yaml`` resolved to a dict)."""
+    from hydra.utils import instantiate
+
+    try:
+        gan = instantiate(model_config, categories=list(categories), _convert_="all")
+    except Exception as exc:
+        err = find_user_error(exc)
+        if err is None:
+            raise
+        raise err from None
+    gan.config = dict(model_config)
+    return gan

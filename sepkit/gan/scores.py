@@ -1,0 +1,203 @@
+"""The GAN's scores, computed here for training (each validation) and evaluation alike.
+
+A small CNN classifier is trained on real training spectrograms and then frozen. Through it:
+
+* **conditional accuracy**: share of generated samples it assigns to the category asked for
+  (beside it, its accuracy on held-out real spectrograms: the ceiling);
+* **Fréchet distance** between real and generated embeddings (its penultimate layer), per category
+  and over all, with the real-vs-real distance (training windows vs the reference windows) as the floor;
+* **diversity**: mean pairwise embedding distance of generated samples of a category over that of
+  real ones (1 = as varied as real data, near 0 = mode collapse); ``diversity_spec`` is the same
+  ratio on the spectrograms themselves (RMS difference).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+# Score names (keys of results.json; logged as val/<name> and val/<category>/<name>).
+COND_ACC = "cond_acc"
+REAL_ACC = "real_acc"
+FD = "fd"
+FD_FLOOR = "fd_floor"
+DIVERSITY = "diversity"
+DIVERSITY_SPEC = "diversity_spec"
+SCORE_DEFINITIONS = {
+    COND_ACC: "share of generated samples the classifier assigns to the category asked for",
+    REAL_ACC: "classifier accuracy on held-out real spectrograms (the ceiling of cond_acc)",
+    FD: "Fréchet distance between generated and held-out real spectrograms in the classifier's embedding space",
+    FD_FLOOR: "the same distance between real training and held-out real spectrograms (what 'as good as real' reads)",
+    DIVERSITY: "mean pairwise embedding distance of generated samples over that of real training samples",
+    DIVERSITY_SPEC: "mean pairwise RMS spectrogram difference of generated samples over that of real ones",
+}
+OVERALL = "all"
+
+
+class Classifier(nn.Module):
+    """Strided Conv2d + BatchNorm + ReLU blocks, global average pooling, an ``embed_dim`` embedding
+    (the space of the Fréchet distance), then the category logits.
+
+    Args:
+        n_classes: categories.
+        channels: output channels of each block (each halves time and frequency).
+        embed_dim: embedding dimensions (small: the Fréchet distance estimates a covariance from
+            a few dozen samples per category).
+    """
+
+    def __init__(self, n_classes: int, channels: Sequence[int] = (16, 32, 64, 64), embed_dim: int = 16) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for c_out in channels:
+            layers += [nn.Conv2d(c_in, c_out, 3, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
+            c_in = c_out
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.embed = nn.Linear(c_in, embed_dim)
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(embed_dim, n_classes))
+
+    def embedding(self, spec: torch.Tensor) -> torch.Tensor:
+        """``(batch, 1, mels, frames)`` to ``(batch, embed_dim)``."""
+        return self.embed(self.features(spec.float()))
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """``(batch, 1, mels, frames)`` to ``(batch, n_classes)`` logits."""
+        return self.head(self.embedding(spec))
+
+
+def fit_classifier(
+    classifier: Classifier,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    steps: int,
+    lr: float,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Train ``classifier`` on real ``(audio, labels)`` batches (cycled) for ``steps`` Adam steps, then
+    freeze it in eval mode. Returns the training accuracy of the last 20 steps."""
+    classifier.to(device).train()
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=lr)
+    hits = total = 0
+    for step, (audio, labels) in enumerate(itertools.islice(_cycle(batches), steps)):
+        audio, labels = audio.to(device), labels.to(device)
+        with torch.no_grad():
+            spec = encode(audio)
+        logits = classifier(spec)
+        loss = nn.functional.cross_entropy(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step >= steps - 20:
+            hits += int((logits.argmax(1) == labels).sum())
+            total += len(labels)
+    classifier.eval().requires_grad_(False)
+    return hits / max(total, 1)
+
+
+def _cycle(batches: Iterable) -> Iterable:
+    while True:
+        yield from batches
+
+
+@dataclass
+class Embedded:
+    """Spectrograms seen through the classifier: embeddings ``(n, embed_dim)``, the labels they
+    carry and the classes predicted ``(n,)``, and the flattened spectrograms ``(n, mels * frames)``
+    for the spectrogram-space diversity."""
+
+    embeddings: torch.Tensor
+    labels: torch.Tensor
+    predicted: torch.Tensor
+    flat: torch.Tensor
+
+    @classmethod
+    def cat(cls, parts: Sequence[Embedded]) -> Embedded:
+        return cls(*(torch.cat([getattr(p, f) for p in parts]) for f in ("embeddings", "labels", "predicted", "flat")))
+
+    def of(self, label: int) -> Embedded:
+        keep = self.labels == label
+        return Embedded(self.embeddings[keep], self.labels[keep], self.predicted[keep], self.flat[keep])
+
+
+@torch.no_grad()
+def embed(classifier: Classifier, spec: torch.Tensor, labels: torch.Tensor) -> Embedded:
+    """Embed ``(n, 1, mels, frames)`` spectrograms with ``labels`` ``(n,)`` (results on the CPU)."""
+    emb = classifier.embedding(spec).float()
+    predicted = classifier.head(emb).argmax(1)
+    return Embedded(emb.cpu(), labels.cpu(), predicted.cpu(), spec.flatten(1).float().cpu())
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to ``(n, d)`` and ``(m, d)`` samples:
+    ``|mu_a - mu_b|² + tr(S_a + S_b - 2 (S_a^½ S_b S_a^½)^½)``, in float64 by symmetric eigendecompositions."""
+    a, b = a.double(), b.double()
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    vals, vecs = torch.linalg.eigh(cov_a)
+    root_a = vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
+    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp_min(0).sqrt().sum()
+    mean_term = (a.mean(0) - b.mean(0)).pow(2).sum()
+    return float(mean_term + cov_a.trace() + cov_b.trace() - 2 * cross)
+
+
+def mean_pairwise_distance(x: torch.Tensor) -> float:
+    """Mean Euclidean distance between distinct rows of ``(n, d)``."""
+    if len(x) < 2:
+        return float("nan")
+    dist = torch.cdist(x.double(), x.double())
+    return float(dist.sum() / (len(x) * (len(x) - 1)))
+
+
+def real_scores(train: Embedded, reference: Embedded, categories: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Floors and ceilings from real data alone: classifier accuracy on ``reference`` and
+    Fréchet distance train vs reference, per category and ``all``."""
+    out: dict[str, dict[str, float]] = {}
+    for label, name in enumerate(categories):
+        ref = reference.of(label)
+        out[name] = {
+            REAL_ACC: float((ref.predicted == label).float().mean()) if len(ref.labels) else float("nan"),
+            FD_FLOOR: frechet_distance(train.of(label).embeddings, ref.embeddings),
+        }
+    out[OVERALL] = {
+        REAL_ACC: float((reference.predicted == reference.labels).float().mean()),
+        FD_FLOOR: frechet_distance(train.embeddings, reference.embeddings),
+    }
+    return out
+
+
+def generated_scores(
+    generated: Embedded, reference: Embedded, train: Embedded, categories: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Scores of generated samples, per category and ``all`` (diversity: the mean over categories).
+
+    Args:
+        generated: generated samples, labelled with the category asked for.
+        reference: held-out real windows (the Fréchet distance is measured to them).
+        train: real training windows (the diversity of real data).
+        categories: names in label order.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for label, name in enumerate(categories):
+        gen, real = generated.of(label), train.of(label)
+        out[name] = {
+            COND_ACC: float((gen.predicted == label).float().mean()),
+            FD: frechet_distance(gen.embeddings, reference.of(label).embeddings),
+            DIVERSITY: mean_pairwise_distance(gen.embeddings) / mean_pairwise_distance(real.embeddings),
+            DIVERSITY_SPEC: mean_pairwise_distance(gen.flat) / mean_pairwise_distance(real.flat),
+        }
+    per_category = [out[name] for name in categories]
+    out[OVERALL] = {
+        COND_ACC: float((generated.predicted == generated.labels).float().mean()),
+        FD: frechet_distance(generated.embeddings, reference.embeddings),
+        DIVERSITY: float(torch.tensor([s[DIVERSITY] for s in per_category]).nanmean()),
+        DIVERSITY_SPEC: float(torch.tensor([s[DIVERSITY_SPEC] for s in per_category]).nanmean()),
+    }
+    return out
