@@ -65,8 +65,8 @@ class SampleLogger(L.Callback):
         epoch = trainer.current_epoch
         if trainer.sanity_checking or not trainer.is_global_zero or (epoch + 1) % self.every_n_epochs:
             return
-        specs, _ = pl_module.generate(self.n_per_category, self.seed)
         gan = pl_module.gan
+        specs, _ = gan.sample_per_category(self.n_per_category, self.seed)
         audio = gan.to_audio(specs[:: self.n_per_category]).cpu()
         figure = sample_grid(specs, gan.categories, title=f"epoch {epoch}")
         folder = Path(trainer.default_root_dir) / "samples"

@@ -96,6 +96,11 @@ class ConditionalGAN(nn.Module):
         parts = [self(noise[i : i + batch_size], labels[i : i + batch_size]) for i in range(0, len(labels), batch_size)]
         return torch.cat(parts).float()
 
+    def sample_per_category(self, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` spectrograms of each category (category-major) and their labels ``(categories * n,)``."""
+        labels = torch.arange(len(self.categories)).repeat_interleave(n)
+        return self.sample(labels, seed=seed), labels
+
     @torch.no_grad()
     def to_audio(self, spec: torch.Tensor) -> torch.Tensor:
         """``(batch, 1, n_mels, frames)`` to ``(batch, time)`` audio by Griffin-Lim, peak-normalised to 0.9."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,20 @@ def embed(classifier: Classifier, spec: torch.Tensor, labels: torch.Tensor) -> E
     emb = classifier.embedding(spec).float()
     predicted = classifier.head(emb).argmax(1)
     return Embedded(emb.cpu(), labels.cpu(), predicted.cpu(), spec.flatten(1).float().cpu())
+
+
+@torch.no_grad()
+def embed_windows(
+    classifier: Classifier,
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    windows: Dataset,
+    batch_size: int = 32,
+) -> Embedded:
+    """Real ``(audio, label)`` windows through ``encode`` (audio to spectrogram) and the classifier,
+    on the classifier's device."""
+    device = next(classifier.parameters()).device
+    loader = DataLoader(windows, batch_size=batch_size)
+    return Embedded.cat([embed(classifier, encode(audio.to(device)), labels) for audio, labels in loader])
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:

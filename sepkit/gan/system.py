@@ -23,6 +23,7 @@ from sepkit.gan.scores import (
     Classifier,
     Embedded,
     embed,
+    embed_windows,
     generated_scores,
     real_scores,
 )
@@ -124,25 +125,14 @@ class GANSystem(L.LightningModule):
         ]
 
     # ---- scores ------------------------------------------------------------------------------
-    def embed_windows(self, windows: torch.utils.data.Dataset, batch_size: int = 32) -> Embedded:
-        """Real windows ``(audio, label)`` through the classifier."""
-        loader = torch.utils.data.DataLoader(windows, batch_size=batch_size)
-        with torch.no_grad():
-            parts = [embed(self.classifier, self.gan.encode(a.to(self.device)), y) for a, y in loader]
-        return Embedded.cat(parts)
-
     def on_fit_start(self) -> None:
         if self.trainer.datamodule is not None:
-            self.train_reference = self.embed_windows(self.trainer.datamodule.windows("train"))
+            windows = self.trainer.datamodule.windows("train")
+            self.train_reference = embed_windows(self.classifier, self.gan.encode, windows)
 
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
         audio, labels = batch
         self._val_parts.append(embed(self.classifier, self.gan.encode(audio), labels))
-
-    def generate(self, n_per_category: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n_per_category`` spectrograms of each category (category-major) and their labels."""
-        labels = torch.arange(len(self.categories)).repeat_interleave(n_per_category)
-        return self.gan.sample(labels, seed=seed), labels
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_parts or self.train_reference is None:
@@ -150,7 +140,7 @@ class GANSystem(L.LightningModule):
             return
         reference = Embedded.cat(self._val_parts)
         self._val_parts.clear()
-        fake, labels = self.generate(self.n_generated, self.sample_seed)
+        fake, labels = self.gan.sample_per_category(self.n_generated, self.sample_seed)
         generated = embed(self.classifier, fake, labels)
         scores = generated_scores(generated, reference, self.train_reference, self.categories)
         floors = real_scores(self.train_reference, reference, self.categories)
