@@ -1,0 +1,335 @@
+"""The conditional spectrogram GAN (experiment=gan): shapes, one adversarial step, data loading,
+scores, train -> evaluate end to end, debug=fdr, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import partial
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf, open_dict
+
+from sepkit.errors import SepkitError
+from sepkit.gan.data import CategoryFolders, SpectrogramDataModule, window_starts
+from sepkit.gan.features import make_features
+from sepkit.gan.model import build_gan
+from sepkit.gan.scores import Classifier, Embedded, frechet_distance, generated_scores, mean_pairwise_distance
+from sepkit.gan.system import GANSystem
+from sepkit.training import train
+from tests.conftest import TINY, run_entry
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+GAN_MODELS = sorted(p.stem for p in (CONF / "model" / "gan").glob("*.yaml"))
+# A GAN small enough for a CPU test: 32 mels x 64 frames (1 s at 16 kHz), two upsampling stages.
+TINY_GAN = [
+    "model.n_mels=32",
+    "model.max_frames=64",
+    "model.generator.channels=[32,16]",
+    "model.discriminator.channels=[8,16]",
+    "model.griffin_lim_iters=4",
+    "scores.classifier.channels=[4,8]",
+    "scores.steps=5",
+    "scores.n_generated=4",
+    "data.batch_size=4",
+    "data.samples_per_track=1",
+    "trainer.max_epochs=2",
+]
+
+
+def compose_gan(*overrides: str, tmp_path: Path):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=gan", f"paths.root_dir={tmp_path}", *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    return cfg
+
+
+def data_args(tiny_root: Path, cache_dir: Path) -> list[str]:
+    """Overrides pointing a run at the session's tiny generated dataset."""
+    return [
+        f"paths.cache_dir={cache_dir}",
+        f"data.root={tiny_root}",
+        f"data.source.generate.tracks={TINY.tracks}",
+        f"data.source.generate.seconds={TINY.seconds}",
+        f"data.source.generate.seed={TINY.seed}",
+    ]
+
+
+def tiny_gan(categories=("a", "b", "c")):
+    cfg = compose_gan(*TINY_GAN, tmp_path=Path("/unused"))
+    return build_gan(OmegaConf.to_container(cfg.model, resolve=True), list(categories))
+
+
+def write_tone(path: Path, freq: float, seconds: float = 1.2, rate: int = 22050) -> None:
+    t = np.arange(int(seconds * rate)) / rate
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate)
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> Path:
+    """root/<category>/*.wav: three categories of tones (low, mid, noise), five clips each."""
+    root = tmp_path / "sounds"
+    rng = np.random.default_rng(0)
+    (root / "noise").mkdir(parents=True)
+    for i in range(5):
+        write_tone(root / "low" / f"{i}.wav", 80 + 10 * i)
+        write_tone(root / "mid" / f"{i}.wav", 900 + 50 * i)
+        sf.write(root / "noise" / f"{i}.wav", (0.1 * rng.standard_normal(20000)).astype(np.float32), 16000)
+    return root
+
+
+# ---- networks ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("option", GAN_MODELS)
+def test_generator_and_discriminator_shapes_per_config(option: str, tmp_path: Path) -> None:
+    cfg = compose_gan(f"model=gan/{option}", tmp_path=tmp_path)
+    gan = build_gan(OmegaConf.to_container(cfg.model, resolve=True), ["vocals", "drums", "bass", "other"])
+    labels = torch.tensor([0, 3])
+    with torch.no_grad():
+        spec = gan(gan.noise(2), labels)
+        logits = gan.discriminator(spec, labels)
+    assert spec.shape == (2, 1, cfg.model.n_mels, cfg.model.max_frames)
+    assert logits.shape == (2,) and bool((spec >= 0).all())
+    audio = torch.randn(2, gan.segment_samples)
+    assert gan.encode(audio).shape == spec.shape  # real and generated spectrograms agree
+
+
+def test_tiny_config_shapes_and_size_check() -> None:
+    gan = tiny_gan()
+    assert gan(gan.noise(3), torch.tensor([0, 1, 2])).shape == (3, 1, 32, 64)
+    cfg = compose_gan(*TINY_GAN, "model.max_frames=62", tmp_path=Path("/unused"))
+    with pytest.raises(SepkitError, match="multiples of 4"):
+        build_gan(OmegaConf.to_container(cfg.model, resolve=True), ["a", "b"])
+
+
+def test_log_mel_round_trip_through_griffin_lim() -> None:
+    """Spectrogram -> audio (inverse mel, Griffin-Lim) -> spectrogram keeps a tone over noise: where
+    the tone is, the round trip is within 3 dB, while dropping the tone would be off by over 20 dB."""
+    encoder, decoder = make_features(16000, 1024, 256, 64, -60.0, 100.0, griffin_lim_iters=32)
+    noise = 0.02 * torch.randn(1, 32000, generator=torch.Generator().manual_seed(0))
+    wav = 0.3 * torch.sin(2 * torch.pi * 440 * torch.arange(32000) / 16000)[None] + noise
+    spec, without_tone = encoder(wav), encoder(noise)
+    again = encoder(decoder(spec))
+    assert again.shape == spec.shape == (1, 1, 64, 126)
+    tone = (spec - without_tone) > 0.1
+    assert (spec - again).abs().mean() < 0.05 and (spec - again)[tone].abs().mean() < 0.03
+    assert (spec - without_tone)[tone].abs().mean() > 0.2
+
+
+# ---- one adversarial step ------------------------------------------------------------------------
+def test_one_step_updates_both_networks_and_the_discriminator_step_leaves_the_generator_alone() -> None:
+    gan = tiny_gan()
+    seen: dict[str, list] = {}
+
+    def on_d_step(opt, args, kwargs) -> None:
+        seen["g_grads_at_d_step"] = [p.grad for p in gan.generator.parameters()]
+        seen["d_grads_at_d_step"] = [p.grad.clone() for p in gan.discriminator.parameters()]
+
+    def on_g_step(opt, args, kwargs) -> None:
+        seen["g_grads_at_g_step"] = [p.grad for p in gan.generator.parameters()]
+        seen["d_grads_at_g_step"] = [p.grad.clone() for p in gan.discriminator.parameters()]
+
+    class Hooked(GANSystem):
+        def configure_optimizers(self):
+            opt_g, opt_d = super().configure_optimizers()
+            opt_d.register_step_pre_hook(on_d_step)
+            opt_g.register_step_pre_hook(on_g_step)
+            return [opt_g, opt_d]
+
+    system = Hooked(gan, Classifier(3, channels=(4,), embed_dim=4), optimizer=partial(torch.optim.Adam, lr=1e-2))
+    g_before = {k: v.clone() for k, v in gan.generator.state_dict().items()}
+    d_before = {k: v.clone() for k, v in gan.discriminator.state_dict().items()}
+    classifier_before = {k: v.clone() for k, v in system.classifier.state_dict().items()}
+    audio = torch.randn(4, gan.segment_samples) * 0.1
+    loader = torch.utils.data.DataLoader(list(zip(audio, torch.tensor([0, 1, 2, 0]), strict=True)), batch_size=4)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(system, train_dataloaders=loader)
+
+    assert trainer.global_step == 2  # one discriminator and one generator step
+    assert all(g is None for g in seen["g_grads_at_d_step"])  # the D step saw detached fakes only
+    assert all(g is not None for g in seen["g_grads_at_g_step"])
+    assert seen["g_grads_at_g_step"][0].abs().sum() > 0
+    for at_d, at_g in zip(seen["d_grads_at_d_step"], seen["d_grads_at_g_step"], strict=True):
+        assert torch.equal(at_d, at_g)  # the G step added no gradient to the discriminator
+
+    def changed(before: dict, module: torch.nn.Module) -> list[str]:
+        return [k for k, v in module.state_dict().items() if not torch.equal(v, before[k])]
+
+    assert "project.weight" in changed(g_before, gan.generator)
+    assert any(k.startswith("features.0.") for k in changed(d_before, gan.discriminator))
+    assert not changed(classifier_before, system.classifier)  # the scores' classifier stays frozen
+
+
+# ---- data ----------------------------------------------------------------------------------------
+def test_stem_categories_from_a_track_source(tmp_path: Path, tiny_root: Path, cache_dir: Path) -> None:
+    cfg = compose_gan(*TINY_GAN, f"data.root={tiny_root}", f"paths.cache_dir={cache_dir}", tmp_path=tmp_path)
+    dm: SpectrogramDataModule = instantiate(cfg.spectrograms)
+    dm.setup()
+    assert dm.categories == ["vocals", "drums", "bass", "other"]
+    split_names = [{t.name for t in dm.tracks[s]} for s in ("train", "valid", "test")]
+    assert not (split_names[0] & split_names[2])  # a test song is never a training song
+    assert len(dm.clips["train"]) == 4 * len(dm.tracks["train"])
+    audio, labels = next(iter(dm.train_dataloader()))
+    assert audio.shape == (4, (64 - 1) * 256) and labels.dtype == torch.int64
+    windows = dm.windows("valid")
+    assert len(windows) > 0 and set(windows.labels.tolist()) <= {0, 1, 2, 3}
+
+    pick = instantiate(cfg.spectrograms, categories=["bass", "drums"], fraction=0.5)
+    pick.setup()
+    assert pick.categories == ["bass", "drums"]
+    assert len(pick.clips["train"]) == 2 * round(0.5 * len(pick.tracks["train"]))
+    assert {c.stem for c in pick.clips["train"]} == {2, 1}  # bass and drums stems of the source
+
+
+def test_category_folders_load(folders: Path, tmp_path: Path) -> None:
+    cfg = compose_gan(
+        *TINY_GAN, "data=gan/categories", f"data.root={folders}", f"paths.cache_dir={tmp_path / 'c'}", tmp_path=tmp_path
+    )
+    dm: SpectrogramDataModule = instantiate(cfg.spectrograms)
+    dm.setup()
+    assert dm.categories == ["low", "mid", "noise"]
+    for split, per_category in (("train", 3), ("valid", 1), ("test", 1)):
+        labels = [c.label for c in dm.clips[split]]
+        assert [labels.count(i) for i in range(3)] == [per_category] * 3, split
+    audio, labels = next(iter(dm.train_dataloader()))
+    assert audio.shape == (4, 63 * 256)
+    # a 1.2 s, 22.05 kHz tone arrives resampled to 16 kHz, its level kept
+    wav, label = dm.windows("test")[0]
+    assert label == 0 and 0.15 < float(wav[:16000].pow(2).mean().sqrt()) < 0.25
+
+
+def test_window_starts() -> None:
+    assert window_starts(100, 40) == [0, 40, 60]
+    assert window_starts(90, 40) == [0, 40]  # a 10-sample rest is under half a window
+    assert window_starts(30, 40) == [0]
+
+
+def test_bad_category_folders_fail_with_one_line(folders: Path, tmp_path: Path, cache_dir: Path) -> None:
+    (folders / "silence").mkdir()
+    result = run_entry(
+        "train.py", "experiment=gan", "data=gan/categories", f"data.root={folders}", f"paths.root_dir={tmp_path}"
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith("error: category folder") and "silence" in lines[0], lines
+
+    (folders / "silence").rmdir()
+    (folders / "mid" / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    with pytest.raises(SepkitError, match=r"mid/broken.wav is unreadable"):
+        CategoryFolders(folders).tracks()
+
+
+# ---- scores --------------------------------------------------------------------------------------
+def test_frechet_distance_matches_the_closed_form() -> None:
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(300, 5, generator=gen) @ torch.randn(5, 5, generator=gen)
+    b = torch.randn(200, 5, generator=gen) * 2 + 1
+    ca, cb = np.cov(a.numpy().T), np.cov(b.numpy().T)
+    mean = ((a.mean(0) - b.mean(0)) ** 2).sum().item()
+    expected = mean + np.trace(ca + cb - 2 * scipy_linalg.sqrtm(ca @ cb).real)
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_scores_catch_wrong_labels_and_mode_collapse() -> None:
+    gen = torch.Generator().manual_seed(1)
+    centres = torch.tensor([[3.0, 0.0], [0.0, 3.0]])
+    labels = torch.tensor([0, 1]).repeat_interleave(50)
+
+    def embedded(points, predicted):
+        return Embedded(points, labels, predicted, points)
+
+    def around_centres(spread: float) -> torch.Tensor:
+        return centres[labels] + spread * torch.randn(100, 2, generator=gen)
+
+    real, held_out = embedded(around_centres(1.0), labels), embedded(around_centres(1.0), labels)
+    good = generated_scores(embedded(around_centres(1.0), labels), held_out, real, "ab")
+    collapsed = generated_scores(embedded(around_centres(0.01), 1 - labels), held_out, real, "ab")
+    assert good["all"]["cond_acc"] == 1.0 and collapsed["all"]["cond_acc"] == 0.0
+    assert 0.8 < good["a"]["diversity"] < 1.2 and collapsed["a"]["diversity"] < 0.05
+    assert good["all"]["fd"] < 0.3 < collapsed["all"]["fd"]
+    assert mean_pairwise_distance(torch.zeros(4, 3)) == 0.0
+
+
+# ---- end to end ----------------------------------------------------------------------------------
+def train_in_process(out: Path, tiny_root: Path, cache_dir: Path, *overrides: str) -> dict:
+    """``sepkit.training.train`` (which hands over to the GAN's ``train_fn``) on the tiny data; the summary."""
+    cfg = compose_gan(*data_args(tiny_root, cache_dir), *TINY_GAN, *overrides, tmp_path=out)
+    train(cfg)
+    return json.loads((out / "run" / "summary.json").read_text())
+
+
+def test_train_writes_a_checkpoint_that_evaluate_turns_into_samples_and_scores(
+    tmp_path: Path, tiny_root: Path, cache_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = tmp_path / "first"
+    with caplog.at_level(logging.INFO, logger="sepkit.gan.training"):
+        summary = train_in_process(first, tiny_root, cache_dir)
+    assert "scores classifier: training accuracy" in caplog.text
+    run = first / "run"
+    assert summary["optimized_metric"] == "val/fd" and summary["best"]["val/fd"] >= 0
+    assert summary["epochs"] == 2 and summary["best_checkpoint"] == str(run / "checkpoints" / "best.ckpt")
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["epoch_000.png", "epoch_001.png"]
+    metrics = (run / "csv" / "metrics.csv").read_text()
+    assert "val/drums/fd" in metrics and "val/fd_floor" in metrics and "train/d_loss" in metrics
+
+    ev = run_entry(
+        "evaluate.py",
+        f"ckpt={run / 'checkpoints' / 'best.ckpt'}",
+        f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path}/eval",
+        "+eval.n_samples=6",
+    )
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    out = tmp_path / "eval"
+    results = json.loads((out / "results.json").read_text())
+    assert results["categories"] == ["vocals", "drums", "bass", "other"] and results["counts"]["generated"] == 6
+    assert all(n > 0 for n in results["counts"]["test_windows"].values())
+    for category in [*results["categories"], "all"]:
+        values = results["scores"][category]
+        assert 0 <= values["cond_acc"] <= 1 and 0 <= values["real_acc"] <= 1
+        assert values["fd"] >= 0 and values["fd_floor"] >= 0 and values["diversity"] > 0
+    for category in results["categories"]:
+        wavs = sorted((out / "samples" / category).glob("*.wav"))
+        assert len(wavs) == 4
+        audio, rate = sf.read(wavs[0])
+        assert rate == 16000 and len(audio) == 63 * 256 and np.isfinite(audio).all()
+    assert (out / "samples.png").stat().st_size > 5000
+    assert "cond_acc" in ev.stdout and "fd_floor" in ev.stdout
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sepkit.gan.training"):
+        again = train_in_process(tmp_path / "resumed", tiny_root, cache_dir, "trainer.max_epochs=3", f"resume={run}")
+    assert again["epochs"] == 3 and again["global_steps"] == summary["global_steps"] * 3 // 2
+    assert "scores classifier" not in caplog.text  # the classifier came back from the checkpoint
+
+
+def test_debug_fdr_runs_with_experiment_gan(tmp_path: Path, tiny_root: Path, cache_dir: Path) -> None:
+    summary = train_in_process(tmp_path, tiny_root, cache_dir, "debug=fdr")
+    assert summary["global_steps"] == 2  # one batch: one discriminator and one generator step
+    assert "val/cond_acc" in summary["last"]
+
+
+@pytest.mark.parametrize("option", ["synthetic", "musdb_hq", "aligned", "stereo_split", "gan/categories"])
+def test_every_data_option_feeds_the_gan(option: str, tmp_path: Path) -> None:
+    cfg = compose_gan(f"data={option}", "data.root=/somewhere", tmp_path=tmp_path)
+    resolved = OmegaConf.to_container(cfg, resolve=True)  # what the loggers receive
+    assert resolved["spectrograms"]["root"] == "/somewhere" and resolved["model"]["sample_rate"] == 16000
+    assert cfg.callbacks.model_checkpoint.monitor == "val/fd" and cfg.callbacks.model_checkpoint.mode == "min"
