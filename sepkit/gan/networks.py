@@ -16,8 +16,8 @@ from sepkit.errors import SepkitError
 
 class Generator(nn.Module):
     """Noise concatenated with the one-hot label → Linear to ``(channels[0], mels / 2^L, frames / 2^L)``
-    → ``L = len(channels)`` ConvTranspose2d (kernel 4, stride 2, padding 1) with BatchNorm + ReLU
-    between, the last to one channel → ReLU. With the defaults: 256×8×32 → 128 → 64 → 32 → 1
+    → BatchNorm + ReLU → ``L = len(channels)`` ConvTranspose2d (kernel 4, stride 2, padding 1) with
+    BatchNorm + ReLU between, the last to one channel → ReLU. With the defaults: 256×8×32 → 128 → 64 → 32 → 1
     channels and a ``(1, 128, 512)`` spectrogram.
 
     Args:
@@ -26,10 +26,19 @@ class Generator(nn.Module):
         n_mels: mel bands of the output (a multiple of ``2^L``).
         frames: frames of the output (a multiple of ``2^L``).
         channels: channels before each transposed convolution.
+        output_bias: initial bias of the last layer: a positive start keeps the final ReLU open
+            everywhere (a negative output gets no gradient, and the generator would be stuck
+            drawing sparse spikes).
     """
 
     def __init__(
-        self, latent_dim: int, n_classes: int, n_mels: int, frames: int, channels: Sequence[int] = (256, 128, 64, 32)
+        self,
+        latent_dim: int,
+        n_classes: int,
+        n_mels: int,
+        frames: int,
+        channels: Sequence[int] = (256, 128, 64, 32),
+        output_bias: float = 0.3,
     ) -> None:
         super().__init__()
         scale = 2 ** len(channels)
@@ -42,11 +51,12 @@ class Generator(nn.Module):
         self.n_classes = n_classes
         self.base = (channels[0], n_mels // scale, frames // scale)
         self.project = nn.Linear(latent_dim + n_classes, channels[0] * self.base[1] * self.base[2])
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [nn.BatchNorm2d(channels[0]), nn.ReLU()]
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
-        layers += [nn.ConvTranspose2d(channels[-1], 1, 4, 2, 1), nn.ReLU()]
-        self.upsample = nn.Sequential(*layers)
+        last = nn.ConvTranspose2d(channels[-1], 1, 4, 2, 1)
+        nn.init.constant_(last.bias, output_bias)
+        self.upsample = nn.Sequential(*layers, last, nn.ReLU())
 
     def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``(batch, latent_dim)`` noise and ``(batch,)`` labels to ``(batch, 1, mels, frames)``."""
