@@ -54,6 +54,7 @@ clean:
 bench: install
 	$(PY) -m bench.models
 	$(PY) -m bench.inference
+	$(PY) -m bench.data
 
 serve: install
 	@test -n "$(CKPT)" || { echo "usage: make serve CKPT=outputs/train/<run>/checkpoints/best.ckpt" >&2; exit 2; }

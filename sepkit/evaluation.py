@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
+import os
 import shutil
 from functools import partial
 from pathlib import Path
@@ -55,6 +57,49 @@ def oracle_irm(mixture: torch.Tensor, references: torch.Tensor, rate: int, separ
     est = resample(separator.istft(masks * mix_spec.unsqueeze(0), mix.shape[-1]), sr, rate).cpu()
     length = mixture.shape[-1]
     return torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length]
+
+
+class BaselineCache:
+    """The mixture and oracle rows of one track: they depend on the track, the targets, the
+    separator's rate and STFT and the metrics, never on its weights, so every later evaluation of
+    a model of the same kind reads them from ``<cache_dir>/baselines`` instead of recomputing them."""
+
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        source: TrackSource,
+        track: TrackInfo,
+        separator: Separator,
+        groups: list[tuple[int, ...]],
+        flags: tuple[bool, bool],
+    ) -> None:
+        from sepkit import __version__
+
+        key = json.dumps(
+            [
+                __version__,
+                source.cache_key(track, track.sample_rate),
+                separator.targets,
+                groups,
+                separator.sample_rate,
+                separator.n_fft,
+                separator.hop_length,
+                flags,
+            ]
+        )
+        self.path = Path(cache_dir) / "baselines" / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.json"
+
+    def load(self) -> dict[str, list[dict[str, float]]] | None:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def save(self, rows: dict[str, list[dict[str, float]]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(rows))
+        tmp.replace(self.path)
 
 
 def eval_source(cfg: DictConfig, info: dict[str, Any]) -> TrackSource:
@@ -122,21 +167,25 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     targets = separator.targets
     rows: list[dict[str, Any]] = []
+    flags = (bool(cfg.eval.museval), bool(cfg.eval.get("mel", False)))
     for track in progress(tracks, description="evaluating", console=Console(stderr=True)):
-        mixture = torch.from_numpy(source.read_mixture(track))
-        references = group_targets(torch.from_numpy(source.read(track)), groups)
+        stems, mixture = source.read_track(track)
+        mixture = torch.from_numpy(mixture)
+        references = group_targets(torch.from_numpy(stems), groups)
         length = min(mixture.shape[-1], references.shape[-1])  # stem.mp4 streams can differ by a frame
         mixture, references, rate = mixture[:, :length], references[..., :length], track.sample_rate
         model_est = engine.separate(mixture, rate)
-        estimates = {
-            "model": torch.stack([model_est[t] for t in targets]),
-            "mixture": mixture.expand(len(targets), -1, -1),
-            "oracle": oracle_irm(mixture, references, rate, separator),
-        }
-        for method, est in estimates.items():
-            for target, values in zip(
-                targets, track_metrics(est, references, rate, cfg.eval.museval, cfg.eval.get("mel", False)), strict=True
-            ):
+        model_rows = track_metrics(torch.stack([model_est[t] for t in targets]), references, rate, *flags)
+        baselines = BaselineCache(cfg.paths.cache_dir, source, track, separator, groups, flags)
+        cached = baselines.load()
+        if cached is None:
+            cached = {
+                "mixture": track_metrics(mixture.expand(len(targets), -1, -1), references, rate, *flags),
+                "oracle": track_metrics(oracle_irm(mixture, references, rate, separator), references, rate, *flags),
+            }
+            baselines.save(cached)
+        for method, per_target in {"model": model_rows, **cached}.items():
+            for target, values in zip(targets, per_target, strict=True):
                 rows.append({"track": track.name, "method": method, "target": target, **values})
         if cfg.eval.save_audio:
             folder = out_dir / "estimates" / track.name
@@ -166,6 +215,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 def log_to_loggers(cfg: DictConfig, rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
     """Send the per-track table (W&B) and the median summary (every logger) to ``cfg.logger``."""
+    if not cfg.get("logger"):
+        return
     from lightning.pytorch.loggers import WandbLogger
 
     from sepkit.training import instantiate_group

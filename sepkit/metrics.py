@@ -37,11 +37,11 @@ EVAL_METRICS = {
 }
 
 
-def usdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -> float:
-    """MDX-style SDR over a whole ``(channels, time)`` signal."""
-    num = reference.double().pow(2).sum() + eps
-    den = (reference.double() - estimate.double()).pow(2).sum() + eps
-    return float(10 * torch.log10(num / den))
+def usdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """MDX-style SDR over whole signals: one value per leading index of ``(..., channels, time)``."""
+    num = reference.square().sum(dim=(-2, -1)).double() + eps
+    den = (reference - estimate).square().sum(dim=(-2, -1)).double() + eps
+    return 10 * torch.log10(num / den)
 
 
 @lru_cache(maxsize=4)
@@ -83,17 +83,16 @@ def track_metrics(
     """The metrics of :data:`EVAL_METRICS` per target of ``(targets, channels, time)`` tensors
     (museval and log-mel L1 only when asked: each costs more than separating the audio)."""
     bss = museval_medians(estimates, references, sample_rate) if with_museval else {}
-    rows = []
-    for j in range(references.shape[0]):
-        est, ref = estimates[j], references[j]
-        row = {
-            "si_sdr": float(si_sdr(est, ref).mean()),
-            "usdr": usdr(est, ref),
-            "mse": float(torch.mean((est - ref) ** 2)),
-            "mae": float(torch.mean(torch.abs(est - ref))),
-        }
+    error = estimates - references
+    columns = {
+        "si_sdr": si_sdr(estimates, references).mean(-1),  # (targets, channels) -> per target
+        "usdr": usdr(estimates, references),
+        "mse": error.square().mean(dim=(-2, -1)),
+        "mae": error.abs().mean(dim=(-2, -1)),
+    }
+    rows = [{k: float(v[j]) for k, v in columns.items()} for j in range(references.shape[0])]
+    for j, row in enumerate(rows):
         if with_mel:
-            row["mel_l1"] = mel_l1(est, ref, sample_rate)
+            row["mel_l1"] = mel_l1(estimates[j], references[j], sample_rate)
         row.update({k: v[j] for k, v in bss.items()})
-        rows.append(row)
     return rows

@@ -187,6 +187,9 @@ def test_stem_mp4_is_read_through_musdb(tmp_path, cache_dir) -> None:
     (audio,) = TrackCache(cache_dir, 8192).load(source, tracks[:1])
     assert audio.shape[:2] == (4, 2) and audio.shape[-1] > 8192
     assert np.abs(audio).max() > 0.01
+    stems, mixture = source.read_track(tracks[0])  # one ffmpeg call for mixture and stems
+    np.testing.assert_allclose(stems, source.read(tracks[0]), atol=1e-6)
+    np.testing.assert_allclose(mixture, source.read_mixture(tracks[0]), atol=1e-6)
 
 
 def test_mismatched_stems_are_skipped_with_a_warning(tmp_path, tiny_root, caplog) -> None:

@@ -28,6 +28,8 @@ def test_evaluate_writes_tables_with_baselines_and_is_repeatable(tmp_path, tiny_
     assert (out / "eval.png").stat().st_size > 1000
     assert len(list((out / "estimates").rglob("*.wav"))) == 2
     assert "oracle" in first.stdout and "museval_sdr" in first.stdout
+    # the mixture and oracle rows do not depend on the weights: cached for the next evaluation
+    assert len(list((tmp_path / "outputs" / "cache" / "baselines").glob("*.json"))) == 1
     home = tmp_path / "home"  # no W&B credentials: the W&B run is written offline
     home.mkdir()
     second = run_entry(
@@ -43,11 +45,23 @@ def test_evaluate_writes_tables_with_baselines_and_is_repeatable(tmp_path, tiny_
 def test_usdr_and_si_sdr_by_definition() -> None:
     ref = torch.randn(2, 8000)
     noise = torch.randn(2, 8000) * 0.1
-    assert usdr(ref + noise, ref) == pytest.approx(
+    assert float(usdr(ref + noise, ref)) == pytest.approx(
         10 * np.log10(float(ref.pow(2).sum() / noise.pow(2).sum())), abs=1e-3
     )
     rows = track_metrics((ref * 3)[None], ref[None], 8000, with_museval=False)
     assert rows[0]["si_sdr"] > 60  # scale-invariant: a scaled reference is perfect
+
+
+def test_track_metrics_rows_equal_one_target_at_a_time() -> None:
+    refs = torch.randn(3, 2, 8000)
+    ests = refs + 0.2 * torch.randn(3, 2, 8000)
+    rows = track_metrics(ests, refs, 8000, with_museval=False, with_mel=False)
+    for j, row in enumerate(rows):
+        alone = track_metrics(ests[j : j + 1], refs[j : j + 1], 8000, with_museval=False, with_mel=False)[0]
+        assert row == pytest.approx(alone, rel=1e-6)
+        assert row["mse"] == pytest.approx(float(((ests[j] - refs[j]) ** 2).mean()), rel=1e-5)
+        assert row["mae"] == pytest.approx(float((ests[j] - refs[j]).abs().mean()), rel=1e-5)
+        assert row["usdr"] == pytest.approx(float(usdr(ests[j], refs[j])), rel=1e-9)
 
 
 def test_museval_medians_match_museval_directly() -> None:

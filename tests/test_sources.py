@@ -110,6 +110,9 @@ def test_aligned_pairs_give_vocals_and_a_residual_accompaniment(tmp_path) -> Non
     np.testing.assert_allclose(stems[0, 0], expected, atol=1e-4)  # flac is 16-bit
     assert source.covers_mixture(["vocals", "accompaniment"])
     assert not source.covers_mixture(["vocals"])
+    whole_stems, whole_mixture = source.read_track(tracks[1])  # each file read once
+    np.testing.assert_array_equal(whole_stems, source.read(tracks[1]))
+    np.testing.assert_array_equal(whole_mixture, source.read_mixture(tracks[1]))
 
 
 def test_stereo_split_reads_channels_as_mono_stems(tmp_path) -> None:
@@ -147,6 +150,9 @@ def test_fast_wav_reader_matches_the_musdb_reader(tmp_path) -> None:
             expected = reference.targets[stem].audio.T.astype(np.float32)
             np.testing.assert_allclose(stems[i], expected, atol=1e-6)
         np.testing.assert_allclose(ours.read_mixture(track), reference.audio.T, atol=1e-6)
+        whole_stems, whole_mixture = ours.read_track(track)
+        np.testing.assert_array_equal(whole_stems, stems)
+        np.testing.assert_allclose(whole_mixture, reference.audio.T, atol=1e-6)
 
 
 def test_exclude_patterns_drop_tracks(tmp_path) -> None:

@@ -89,6 +89,16 @@ class AlignedSource(TrackSource):
             given.append(mixture - np.sum(given, axis=0))
         return np.stack(given)
 
+    def read_track(self, track: TrackInfo) -> tuple[np.ndarray, np.ndarray]:
+        if not self.mixture:
+            stems = self.read(track)
+            return stems, stems.sum(0)
+        given = [read_span(f, 0, None) for f in track.files[: len(self.files)]]
+        mixture = read_span(track.files[-1], 0, None)
+        if self.residual:
+            given.append(mixture - np.sum(given, axis=0))
+        return np.stack(given), mixture
+
     def read_mixture(self, track: TrackInfo, start: int = 0, frames: int | None = None) -> np.ndarray:
         if self.mixture:
             return read_span(track.files[-1], start, frames)

@@ -159,6 +159,11 @@ class TrackSource(ABC):
         """The mixture ``(channels, frames)``; the sum of the stems unless the dataset ships one."""
         return self.read(track, start, frames).sum(0)
 
+    def read_track(self, track: TrackInfo) -> tuple[np.ndarray, np.ndarray]:
+        """A whole track's ``(stems, mixture)``; sources that read the mixture file for their
+        stems too (a residual stem) override this to read each file once."""
+        return self.read(track), self.read_mixture(track)
+
     @property
     def target_stems(self) -> dict[str, tuple[str, ...]]:
         """Target name → the stems summed to make it: every stem, plus ``accompaniment`` (every stem

@@ -73,6 +73,10 @@ class MusdbStemSource(TrackSource):
     def read_mixture(self, track: TrackInfo, start: int = 0, frames: int | None = None) -> np.ndarray:
         return self._decode(track, [STREAM["mixture"]], start, frames)[0]
 
+    def read_track(self, track: TrackInfo) -> tuple[np.ndarray, np.ndarray]:
+        audio = self._decode(track, [STREAM["mixture"], *(STREAM[s] for s in self.stems)], 0, None)
+        return audio[1:], audio[0]
+
 
 def musdb_hq(root: str | Path, exclude: Sequence[str] = ()) -> AlignedSource:
     """MUSDB18-HQ: ``root/{train,test}/<track>/{mixture,vocals,drums,bass,other}.wav``, read directly."""
