@@ -76,7 +76,7 @@ class Discriminator(nn.Module):
         spectral_norm: spectral normalisation of every weight (keeps the discriminator Lipschitz).
     """
 
-    def __init__(self, n_classes: int, channels: Sequence[int] = (32, 64, 128, 256), spectral_norm: bool = True):
+    def __init__(self, n_classes: int, channels: Sequence[int] = (16, 32, 64, 128), spectral_norm: bool = True):
         super().__init__()
         norm = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         layers: list[nn.Module] = []
