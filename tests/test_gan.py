@@ -321,8 +321,8 @@ def test_train_writes_a_checkpoint_that_evaluate_turns_into_samples_and_scores(
     assert "scores classifier" not in caplog.text  # the classifier came back from the checkpoint
 
 
-def test_debug_fdr_runs_with_experiment_gan(tmp_path: Path, tiny_root: Path, cache_dir: Path) -> None:
-    summary = train_in_process(tmp_path, tiny_root, cache_dir, "debug=fdr")
+def test_debug_fdr_runs_with_experiment_gan_in_mixed_precision(tmp_path: Path, tiny_root: Path, cache_dir: Path):
+    summary = train_in_process(tmp_path, tiny_root, cache_dir, "debug=fdr", "trainer.precision=bf16-mixed")
     assert summary["global_steps"] == 2  # one batch: one discriminator and one generator step
     assert "val/cond_acc" in summary["last"]
 

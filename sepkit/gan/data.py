@@ -202,7 +202,7 @@ class SpectrogramDataModule(L.LightningDataModule):
         super().__init__()
         if not 0 < fraction <= 1:
             raise SepkitError(f"spectrograms.fraction={fraction} must be in (0, 1]")
-        for name, value in (("samples_per_clip", samples_per_clip), ("batch_size", batch_size)):
+        for name, value in (("data.samples_per_track", samples_per_clip), ("data.batch_size", batch_size)):
             if value < 1:
                 raise SepkitError(f"{name}={value} must be at least 1")
         if not isinstance(source, TrackSource):

@@ -17,7 +17,7 @@ from typing import Any
 import soundfile as sf
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
@@ -63,14 +63,20 @@ def load_gan(path: str | Path) -> tuple[ConditionalGAN, Classifier, dict[str, An
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score ``cfg.ckpt``'s generator on its test split; ``cfg.eval.n_samples`` (default: as in training)
-    generated per category, ``cfg.eval.seed`` picks the noise, ``cfg.data.root`` moves the data."""
+    generated per category, ``cfg.eval.seed`` picks the noise, ``cfg.data.root`` (and ``data=<option>``)
+    point at the data elsewhere."""
     gan, classifier, info = load_gan(cfg.ckpt)
     if cfg.get("split") not in (None, "test"):
         raise SepkitError(f"split={cfg.split}: a GAN checkpoint is scored on its own test split; leave split unset")
     run = info["run"]
-    data_cfg = {**run["data"], "num_workers": 0}
-    if cfg.data.get("root"):
-        data_cfg["root"] = str(cfg.data.root)
+    data_cfg = {
+        **run["data"],
+        "root": str(cfg.data.get("root") or run["data_root"]),
+        "cache_dir": str(cfg.paths.cache_dir),
+        "num_workers": 0,
+    }
+    if cfg.data.get("source"):  # data=<option>: another layout
+        data_cfg["source"] = OmegaConf.to_container(cfg.data.source, resolve=True)
     datamodule = instantiate(data_cfg)
     datamodule.prepare_data()
     stored = run.get("splits", {})
