@@ -13,6 +13,11 @@ def main(cfg: DictConfig) -> None:
     from sepkit.training import check_required
 
     run_guarded(check_required, cfg)
+    if cfg.export:
+        from sepkit.separation import export_checkpoint
+
+        run_guarded(export_checkpoint, cfg)
+        return
     if cfg.serve:
         from sepkit.web import serve
 

@@ -45,4 +45,5 @@ def load_separator(path: str | Path, device: str | torch.device = "cpu"):
     state = {k[len(STATE_PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
     separator.load_state_dict(state)
     separator.info = info
+    separator.checkpoint_path = str(path)
     return separator.to(device).eval()

@@ -23,6 +23,7 @@ from sepkit.errors import SepkitError
 from sepkit.separator import Separator
 
 WINDOWS = ("hann", "triangular")
+BACKENDS = ("torch", "onnxruntime")
 
 
 def crossfade_window(length: int, kind: str) -> torch.Tensor:
@@ -74,6 +75,8 @@ class SeparationEngine:
         device: str = "auto",
         downmix: bool = False,
         block_seconds: float = 60.0,
+        backend: str = "torch",
+        onnx: str | None = None,
     ) -> None:
         if not 0.0 <= overlap <= 0.9:
             raise SepkitError(f"overlap={overlap} must be in [0, 0.9]")
@@ -93,10 +96,34 @@ class SeparationEngine:
         self.wiener_iterations = wiener_iterations
         self.downmix = downmix
         self.block_seconds = block_seconds
+        self.estimate_masks = self._mask_stage(separator, backend, onnx)
         sep = separator
         self.covers_mixture = covers_mixture(sep)
         self.chunk = (sep.patch_frames - 1) * sep.hop_length  # model-rate samples giving patch_frames frames
         self.stride = max(1, int(round(self.chunk * (1.0 - overlap))))
+
+    def _mask_stage(self, separator: Separator, backend: str, onnx: str | None):
+        """``separator.estimate_masks``, or the same network exported to ONNX run by onnxruntime."""
+        if backend not in BACKENDS:
+            raise SepkitError(f"engine.backend={backend!r} must be one of {', '.join(BACKENDS)}")
+        if backend == "torch":
+            return separator.estimate_masks
+        if self.device.type != "cpu":
+            raise SepkitError("engine.backend=onnxruntime runs on the CPU here; add engine.device=cpu")
+        from sepkit.export import OnnxMasks
+
+        ckpt = getattr(separator, "checkpoint_path", None)
+        if onnx is None and ckpt is None:
+            raise SepkitError("engine.backend=onnxruntime needs engine.onnx=PATH (a file from export=onnx)")
+        path = Path(onnx) if onnx else Path(ckpt).with_suffix(".onnx")
+        if not path.is_file():
+            raise SepkitError(f"{path} does not exist: write it first with separate.py ckpt={ckpt} export=onnx")
+        masks = OnnxMasks(path, threads=torch.get_num_threads())
+        exported = {k: masks.description.get(k) for k in ("targets", "sample_rate", "stft", "max_bins")}
+        ours = {k: separator.describe()[k] for k in exported}
+        if masks.description and exported != ours:
+            raise SepkitError(f"{path} was exported from another model ({exported}) than the checkpoint ({ours})")
+        return masks
 
     @property
     def targets(self) -> list[str]:
@@ -183,7 +210,7 @@ class SeparationEngine:
         """``(batch, channels, time)`` to ``(batch, targets, channels, time)``."""
         sep = self.separator
         spec = sep.encode(batch)
-        masks = sep.estimate_masks(spec.abs())
+        masks = self.estimate_masks(spec.abs())
         if self.wiener_iterations:
             est_spec = self._wiener(masks * spec.abs().unsqueeze(1), spec)
         else:

@@ -220,3 +220,16 @@ def separate_files(cfg: DictConfig) -> int:
         if rtf is not None:
             console.print(f"  wrote {out_dir / path.stem}/  ({rtf:.1f}x real time)")
     return failed
+
+
+def export_checkpoint(cfg: DictConfig) -> Path:
+    """``export=onnx``: write the checkpoint's mask network as ONNX with a JSON sidecar."""
+    if cfg.export != "onnx":
+        raise SepkitError(f"export={cfg.export!r}: the one export format is onnx")
+    from sepkit.export import export_onnx
+
+    separator = load_separator(cfg.ckpt)
+    path = Path(cfg.export_path) if cfg.export_path else Path(cfg.ckpt).with_suffix(".onnx")
+    export_onnx(separator, path, overwrite=bool(cfg.overwrite))
+    print(f"wrote {path} and {path.with_suffix('.json')}; run it with engine.backend=onnxruntime", flush=True)
+    return path

@@ -1,0 +1,96 @@
+"""ONNX export: every variant's mask network round-trips through onnxruntime, and the engine and
+separate.py give the torch path's stems within 1e-4 with engine.backend=onnxruntime."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from sepkit.errors import SepkitError
+from sepkit.inference import SeparationEngine
+from sepkit.separator import build_separator
+from tests.conftest import ROOT, run_entry
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+VARIANTS = ["unet_paper", "unet_simple", "unet_stereo", "unet_classic"]
+TOLERANCE = 1e-4
+
+
+def variant(name: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={name}"])
+    torch.manual_seed(0)
+    separator = build_separator(OmegaConf.to_container(cfg.model, resolve=True), ["vocals", "accompaniment"])
+    for module in separator.modules():  # non-trivial BatchNorm statistics, as after training
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return separator.eval()
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_variant_round_trips_through_onnxruntime(tmp_path, name) -> None:
+    from sepkit.export import OnnxMasks, export_onnx
+
+    separator = variant(name)
+    path = export_onnx(separator, tmp_path / f"{name}.onnx")
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["sample_rate"] == separator.sample_rate and sidecar["onnx"]["opset"] >= 17
+    masks = OnnxMasks(path)
+    bins = separator.n_fft // 2 + 1
+    for batch, frames in ((3, separator.patch_frames), (1, 37)):  # dynamic batch and frames axes
+        mag = torch.rand(batch, separator.audio_channels, bins, frames)
+        with torch.no_grad():
+            expected = separator.estimate_masks(mag)
+        got = masks(mag)
+        assert got.shape == expected.shape
+        assert float((got - expected).abs().max()) < TOLERANCE
+    audio = torch.randn(2, 3 * 44100) * 0.1
+    torch_out = SeparationEngine(separator, device="cpu").separate(audio, 44100)
+    onnx_out = SeparationEngine(separator, device="cpu", backend="onnxruntime", onnx=str(path)).separate(audio, 44100)
+    for target in separator.targets:
+        assert float((torch_out[target] - onnx_out[target]).abs().max()) < TOLERANCE
+    with pytest.raises(SepkitError, match="already exists"):
+        export_onnx(separator, path)  # nothing of the user's is replaced without overwrite
+
+
+def test_separate_py_exports_and_runs_onnx(tmp_path, tiny_ckpt, tiny_root) -> None:
+    ckpt = tmp_path / "model.ckpt"
+    shutil.copy(tiny_ckpt, ckpt)
+    common = [f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/h"]
+    song = tmp_path / "song.wav"
+    mix, rate = sf.read(next((tiny_root / "train").iterdir()) / "mixture.wav")
+    sf.write(song, mix[: rate * 4], rate, subtype="FLOAT")
+
+    def separate(backend: str):
+        args = [f"ckpt={ckpt}", f"input={song}", f"output={tmp_path / backend}", f"engine.backend={backend}"]
+        return run_entry("separate.py", *args, "bit_depth=32", *common)
+
+    before = separate("onnxruntime")  # nothing exported yet: one line saying how to export
+    assert before.returncode == 2 and "export=onnx" in before.stderr and "Traceback" not in before.stderr
+    result = run_entry("separate.py", f"ckpt={ckpt}", "export=onnx", *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "model.onnx").stat().st_size > 1000 and (tmp_path / "model.json").is_file()
+    again = run_entry("separate.py", f"ckpt={ckpt}", "export=onnx", *common)
+    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    for backend in ("torch", "onnxruntime"):
+        result = separate(backend)
+        assert result.returncode == 0, result.stderr[-3000:]
+    for target in ("vocals", "accompaniment"):
+        a, _ = sf.read(tmp_path / "torch" / "song" / f"{target}.wav")
+        b, _ = sf.read(tmp_path / "onnxruntime" / "song" / f"{target}.wav")
+        assert np.abs(a - b).max() < TOLERANCE
+
+
+def test_unknown_backend_and_missing_file_fail_clearly(tmp_path) -> None:
+    separator = variant("unet_stereo")
+    with pytest.raises(SepkitError, match="engine.backend"):
+        SeparationEngine(separator, device="cpu", backend="tf")
+    with pytest.raises(SepkitError, match="does not exist"):
+        SeparationEngine(separator, device="cpu", backend="onnxruntime", onnx=str(tmp_path / "none.onnx"))
