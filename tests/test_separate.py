@@ -150,3 +150,16 @@ def test_partial_outputs_and_name_clashes_are_not_overwritten(tmp_path, tiny_ckp
     sf.write(songs / "two.flac", np.zeros((44100, 2)), 44100)
     result = run_entry("separate.py", *sep_args(tmp_path, tiny_ckpt, songs))
     assert result.returncode != 0 and "collide" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_separation_path_imports_no_training_stack() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sepkit.separation, sepkit.inference, sepkit.export, sepkit.checkpoint\n"
+        "heavy = ('lightning', 'gradio', 'wandb', 'matplotlib', 'museval', 'torchmetrics', 'onnxscript')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

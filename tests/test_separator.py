@@ -57,3 +57,23 @@ def test_masks_of_one_reconstruct_the_mixture(separator) -> None:
 def test_bad_mask_extension_is_rejected() -> None:
     with pytest.raises(SepkitError, match="mask_extension"):
         build_separator({**PAPER, "mask_extension": "wrap"}, ["vocals"])
+
+
+def test_training_goes_through_the_separators_mask_stage(separator) -> None:
+    from sepkit.losses import SpectrogramL1
+    from sepkit.system import SeparationSystem
+
+    calls = []
+    original = separator.estimate_masks
+
+    def half_masks(mag):  # an override, as a subclass would write it
+        calls.append(mag.shape)
+        return 0.5 * original(mag)
+
+    separator.estimate_masks = half_masks
+    system = SeparationSystem(separator, SpectrogramL1(), torch.optim.Adam)
+    mixture = torch.randn(2, 2, 8192)
+    targets = torch.stack([0.3 * mixture, 0.7 * mixture], dim=1)
+    system._spectral_loss(mixture, targets, None, augment=False).backward()
+    assert calls and calls[0][-2] == separator.max_bins
+    assert all(p.grad is not None for p in separator.net.parameters() if p.requires_grad)
