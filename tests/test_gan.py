@@ -302,6 +302,9 @@ def test_train_writes_a_checkpoint_that_evaluate_turns_into_samples_and_scores(
     results = json.loads((out / "results.json").read_text())
     assert results["categories"] == ["vocals", "drums", "bass", "other"] and results["counts"]["generated"] == 6
     assert all(n > 0 for n in results["counts"]["test_windows"].values())
+    confusion = results["generated_classified_as"]
+    assert [sum(row.values()) for row in confusion.values()] == [6] * 4
+    assert results["scores"]["drums"]["cond_acc"] == confusion["drums"]["drums"] / 6
     for category in [*results["categories"], "all"]:
         values = results["scores"][category]
         assert 0 <= values["cond_acc"] <= 1 and 0 <= values["real_acc"] <= 1

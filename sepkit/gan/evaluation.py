@@ -98,6 +98,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     scores = generated_scores(generated, test_real, train_real, categories)
     floors = real_scores(train_real, test_real, categories)
     table = {c: {**scores[c], **floors[c]} for c in (*categories, OVERALL)}
+    confusion = {  # what the classifier calls the generated samples of each category
+        c: {p: int(((generated.labels == i) & (generated.predicted == j)).sum()) for j, p in enumerate(categories)}
+        for i, c in enumerate(categories)
+    }
     counts = {
         "generated": n,
         "train_windows": {c: int((train_real.labels == i).sum()) for i, c in enumerate(categories)},
@@ -111,6 +115,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "categories": categories,
         "counts": counts,
         "scores": table,
+        "generated_classified_as": confusion,
         "score_definitions": SCORE_DEFINITIONS,
     }
     out_dir = Path(cfg.paths.output_dir)
