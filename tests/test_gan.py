@@ -319,9 +319,13 @@ def test_train_writes_a_checkpoint_that_evaluate_turns_into_samples_and_scores(
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="sepkit.gan.training"):
-        again = train_in_process(tmp_path / "resumed", tiny_root, cache_dir, "trainer.max_epochs=3", f"resume={run}")
+        again = train_in_process(
+            tmp_path / "resumed", tiny_root, cache_dir, "trainer.max_epochs=3", f"resume={run}", "logger=tensorboard"
+        )
     assert again["epochs"] == 3 and again["global_steps"] == summary["global_steps"] * 3 // 2
     assert "scores classifier" not in caplog.text  # the classifier came back from the checkpoint
+    events = list((tmp_path / "resumed" / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and max(e.stat().st_size for e in events) > 20_000  # the sample grid and audio, not just scalars
 
 
 def test_debug_fdr_runs_with_experiment_gan_in_mixed_precision(tmp_path: Path, tiny_root: Path, cache_dir: Path):
