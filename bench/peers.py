@@ -1,8 +1,10 @@
 """Side by side with Open-Unmix: whole-process wall time, separation time and peak memory for
 one 44.1 kHz stereo wav, each run in a fresh process on the same file in the same session.
 
-* ``sepkit/<model>/<backend>``: an untrained separator (speed does not depend on the weights)
-  streamed through ``separate_file`` as separate.py does, with the torch or onnxruntime backend;
+* ``sepkit/<model>/<backend>``: ``python separate.py ckpt=... input=...`` itself, on a checkpoint
+  of an untrained separator (speed does not depend on the weights), with the torch or onnxruntime
+  backend (the ONNX file exported beside the checkpoint beforehand); the separation time is the
+  real-time factor separate.py prints;
 * ``openunmix``: an umxhq-sized ``openunmix.model.OpenUnmix`` (vocals, 2049 bins, hidden 512)
   inside ``openunmix.model.Separator`` with the residual as accompaniment and no Wiener
   iterations, over the whole file at once (its own usage), both stems written as wav.
@@ -14,32 +16,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from bench.inference import RATE, make_track
 
 
-def child_sepkit(model: str, backend: str, onnx: str | None, path: Path, out: Path, threads: int) -> dict:
-    import torch
+def prepare_sepkit(model: str, folder: Path) -> dict:
+    """Child: an untrained checkpoint of ``model`` and its ONNX export beside it."""
+    from bench.data import save_checkpoint
+    from sepkit.checkpoint import load_separator
+    from sepkit.export import export_onnx
 
-    from bench.models import load_model_config
-    from sepkit.inference import SeparationEngine
-    from sepkit.separation import separate_file
-    from sepkit.separator import build_separator
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    separator = build_separator(load_model_config(model), ["vocals", "accompaniment"])
-    engine = SeparationEngine(separator, device="cpu", backend=backend, onnx=onnx)
-    start = time.perf_counter()
-    separate_file(engine, path, out, "wav", "PCM_16", overwrite=True)
-    return {"separation_s": time.perf_counter() - start}
+    ckpt = folder / f"{model}.ckpt"
+    save_checkpoint(ckpt, folder, model)
+    export_onnx(load_separator(ckpt), ckpt.with_suffix(".onnx"), overwrite=True)
+    return {"ckpt": str(ckpt)}
 
 
 def child_openunmix(path: Path, out: Path, threads: int) -> dict:
@@ -62,22 +61,32 @@ def child_openunmix(path: Path, out: Path, threads: int) -> dict:
     return {"separation_s": time.perf_counter() - start}
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory since its exec (ru_maxrss would include the parent's)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def run_child(args: list[str]) -> dict:
+def timed(cmd: list[str], threads: int | None = None) -> tuple[str, float, float]:
+    """Run ``cmd``; returns its output, wall seconds and peak RSS in MB (this parent stays small,
+    so the child's ru_maxrss is its own)."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "bench.peers", *args], capture_output=True, text=True)
-    if result.returncode:
-        raise RuntimeError(result.stderr[-2000:])
-    row = json.loads(result.stdout.strip().splitlines()[-1])
-    row["process_s"] = time.perf_counter() - start
-    return row
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(output[-2000:])
+    return output, seconds, usage.ru_maxrss / 1024
+
+
+def run_sepkit(ckpt: str, track: Path, out: Path, backend: str, threads: int, seconds: float) -> dict:
+    cmd = [sys.executable, "separate.py", f"ckpt={ckpt}", f"input={track}", f"output={out}", "overwrite=true"]
+    cmd += [f"engine.backend={backend}", f"hydra.run.dir={out}/hydra"]
+    output, wall, rss = timed(cmd, threads)  # torch takes its thread count from OMP_NUM_THREADS
+    rtf = float(re.search(r"\(([\d.]+)x real time\)", output).group(1))
+    return {"separation_s": seconds / rtf, "process_s": wall, "peak_rss_mb": rss}
+
+
+def run_openunmix(track: Path, out: Path, threads: int) -> dict:
+    cmd = [sys.executable, "-m", "bench.peers", "--threads", str(threads), "--child", "openunmix", str(track), str(out)]
+    output, wall, rss = timed(cmd)
+    return {**json.loads(output.strip().splitlines()[-1]), "process_s": wall, "peak_rss_mb": rss}
 
 
 def main() -> None:
@@ -91,30 +100,29 @@ def main() -> None:
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        kind, track, out, *rest = args.child
+        kind, *rest = args.child
         if kind == "openunmix":
-            row = child_openunmix(Path(track), Path(out), args.threads)
+            row = child_openunmix(Path(rest[0]), Path(rest[1]), args.threads)
         else:
-            backend, onnx = rest
-            row = child_sepkit(kind, backend, onnx if onnx != "-" else None, Path(track), Path(out), args.threads)
-        row["peak_rss_mb"] = peak_rss_mb()
+            row = prepare_sepkit(rest[0], Path(rest[1]))
         print(json.dumps(row))
         return
     rows = []
+    seconds = args.minutes * 60
     with tempfile.TemporaryDirectory() as tmp:
         track = Path(tmp) / "song.wav"
         make_track(track, args.minutes)
-        entries = [("openunmix", ["openunmix", str(track), tmp])]
+        entries = [("openunmix", partial(run_openunmix, track, Path(tmp), args.threads))]
         for model in args.models:
+            prep, _, _ = timed([sys.executable, "-m", "bench.peers", "--child", "prepare", model, tmp])
+            ckpt = json.loads(prep.strip().splitlines()[-1])["ckpt"]
             for backend in args.backends:
-                onnx = "-"
-                if backend == "onnxruntime":
-                    onnx = export_untrained(model, Path(tmp))
-                entries.append((f"sepkit/{model}/{backend}", [model, str(track), tmp, backend, onnx]))
-        for name, child_args in entries:
-            runs = [run_child(["--threads", str(args.threads), "--child", *child_args]) for _ in range(args.runs)]
+                run = partial(run_sepkit, ckpt, track, Path(tmp), backend, args.threads, seconds)
+                entries.append((f"sepkit/{model}/{backend}", run))
+        for name, run in entries:
+            runs = [run() for _ in range(args.runs)]
             row = {"name": name, **{k: statistics.median(r[k] for r in runs) for k in runs[0]}}
-            row["separation_x_realtime"] = args.minutes * 60 / row["separation_s"]
+            row["separation_x_realtime"] = seconds / row["separation_s"]
             rows.append(row)
             print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     peer = rows[0]["process_s"]
@@ -124,18 +132,6 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"minutes": args.minutes, "threads": args.threads, "rows": rows}, indent=2))
     print(f"wrote {out}")
-
-
-def export_untrained(model: str, folder: Path) -> str:
-    import torch
-
-    from bench.models import load_model_config
-    from sepkit.export import export_onnx
-    from sepkit.separator import build_separator
-
-    torch.manual_seed(0)
-    separator = build_separator(load_model_config(model), ["vocals", "accompaniment"]).eval()
-    return str(export_onnx(separator, folder / f"{model}.onnx", overwrite=True))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from sepkit.errors import find_user_error
+from omegaconf import DictConfig, OmegaConf
+
+from sepkit.errors import SepkitError, find_user_error
 
 T = TypeVar("T")
 log = logging.getLogger("sepkit")
@@ -25,3 +27,19 @@ def run_guarded(fn: Callable[..., T], *args, **kwargs) -> T:
         log.debug("user error", exc_info=True)
         print(f"error: {err}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+
+def check_required(cfg: DictConfig) -> None:
+    """Fail with one clear line for config values left as ``???``."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if "data.root" in missing:
+        from sepkit.data.sources.musdb import MUSDB_HINT
+
+        hint = MUSDB_HINT if "musdb" in str(cfg.data.get("source", {}).get("_target_", "")) else ""
+        raise SepkitError(f"data.root is not set: pass data.root=DIR, the dataset folder. {hint}".strip())
+    if "ckpt" in missing:
+        raise SepkitError(
+            "pass ckpt=PATH, a checkpoint written by train.py (outputs/train/<run>/checkpoints/best.ckpt)"
+        )
+    if missing:
+        raise SepkitError(f"set {', '.join(missing)} on the command line (e.g. {missing[0]}=VALUE)")

@@ -23,8 +23,7 @@ from rich.table import Table
 
 from sepkit.audio import resample
 from sepkit.checkpoint import CHECKPOINT_KEY, load_separator, read_checkpoint
-from sepkit.data.datamodule import group_targets
-from sepkit.data.sources.base import TrackInfo, TrackSource
+from sepkit.data.sources.base import TrackInfo, TrackSource, group_targets
 from sepkit.data.sources.musdb import musdb_source
 from sepkit.errors import SepkitError
 from sepkit.inference import SeparationEngine

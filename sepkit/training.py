@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sepkit.callbacks import BestMetrics, Throughput
-from sepkit.data.sources.musdb import MUSDB_HINT
+from sepkit.cli import check_required
 from sepkit.errors import SepkitError
 from sepkit.separator import build_separator
 from sepkit.system import SeparationSystem
@@ -29,20 +29,6 @@ def check_accelerator(trainer_cfg: DictConfig) -> None:
     accelerator = str(trainer_cfg.get("accelerator", "auto"))
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise SepkitError("trainer=gpu needs a CUDA GPU, none found; use trainer=cpu (or trainer=default)")
-
-
-def check_required(cfg: DictConfig) -> None:
-    """Fail with one clear line for config values left as ``???``."""
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if "data.root" in missing:
-        hint = MUSDB_HINT if "musdb" in str(cfg.data.get("source", {}).get("_target_", "")) else ""
-        raise SepkitError(f"data.root is not set: pass data.root=DIR, the dataset folder. {hint}".strip())
-    if "ckpt" in missing:
-        raise SepkitError(
-            "pass ckpt=PATH, a checkpoint written by train.py (outputs/train/<run>/checkpoints/best.ckpt)"
-        )
-    if missing:
-        raise SepkitError(f"set {', '.join(missing)} on the command line (e.g. {missing[0]}=VALUE)")
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sepkit.data.augment import FrequencyMask, SourceAugment
 from sepkit.data.cache import TrackCache
-from sepkit.data.sources.base import TrackInfo, TrackSource
+from sepkit.data.sources.base import TrackInfo, TrackSource, group_targets
 from sepkit.data.split import SPLITS, cap_tracks, folder_split, musdb_validation_names, official_split, random_split
 from sepkit.errors import SepkitError
 
@@ -29,11 +29,6 @@ log = logging.getLogger(__name__)
 
 SILENCE_RMS = 10 ** (-50 / 20)
 SPLIT_KINDS = ("random", "folder", "official")
-
-
-def group_targets(stems: torch.Tensor, groups: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Sum ``(stems, channels, time)`` into ``(targets, channels, time)`` by stem-index groups."""
-    return torch.stack([stems[list(g)].sum(0) for g in groups])
 
 
 def _span(audio: np.ndarray, stems: slice | int, offset: int, segment: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 
 from sepkit.errors import SepkitError
 
@@ -89,6 +90,11 @@ def check_headers(infos: dict[str, sf._SoundFileInfo]) -> tuple[int, int, int]:
     if len(channels) > 1:
         raise TrackProblem("files mix mono and stereo: " + ", ".join(f"{n} {i.channels}" for n, i in infos.items()))
     return lengths.pop(), rates.pop(), channels.pop()
+
+
+def group_targets(stems: torch.Tensor, groups: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Sum ``(stems, channels, time)`` into ``(targets, channels, time)`` by stem-index groups."""
+    return torch.stack([stems[list(g)].sum(0) for g in groups])
 
 
 def read_span(path: str | Path, start: int, frames: int | None) -> np.ndarray:
