@@ -37,6 +37,20 @@ def _span(audio: np.ndarray, stems: slice | int, offset: int, segment: int) -> t
     return torch.nn.functional.pad(clip, (0, segment - clip.shape[-1]))
 
 
+def make_loader(dataset: Dataset, batch_size: int, num_workers: int, shuffle: bool) -> DataLoader:
+    """The DataLoader of every sepkit data module: persistent workers, pinned memory with CUDA, and
+    training batches (``shuffle``) that drop a ragged last batch."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=shuffle and len(dataset) > batch_size,
+    )
+
+
 class TrainSegments(Dataset):
     """Random segments of random tracks; ``samples_per_track`` items per track and epoch.
 
@@ -268,15 +282,7 @@ class SeparationDataModule(L.LightningDataModule):
         Path(path).write_text(json.dumps({"split": self.split, "seed": self.split_seed, **lists}, indent=2))
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            drop_last=shuffle and len(dataset) > self.batch_size,
-        )
+        return make_loader(dataset, self.batch_size, self.num_workers, shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

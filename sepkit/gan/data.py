@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sepkit.data.cache import TrackCache
-from sepkit.data.datamodule import SILENCE_RMS
+from sepkit.data.datamodule import SILENCE_RMS, make_loader
 from sepkit.data.sources.base import AUDIO_EXTENSIONS, TrackInfo, TrackProblem, TrackSource, header, read_span
 from sepkit.data.split import SPLITS, cap_tracks, folder_split, musdb_validation_names, official_split, random_split
 from sepkit.errors import SepkitError
@@ -325,15 +325,7 @@ class SpectrogramDataModule(L.LightningDataModule):
         Path(path).write_text(json.dumps({"split": self.split, "seed": self.split_seed, **lists}, indent=2))
 
     def loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            drop_last=shuffle and len(dataset) > self.batch_size,
-        )
+        return make_loader(dataset, self.batch_size, self.num_workers, shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.train_set, shuffle=True)
