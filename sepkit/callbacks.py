@@ -45,6 +45,21 @@ class BestMetrics(L.Callback):
         self.best = dict(state_dict.get("best", {}))
 
 
+class ValidateBeforeStop(L.Callback):
+    """Stop through ``trainer.should_stop`` on the step that reaches ``trainer.max_steps``.
+
+    Lightning validates when a run is asked to stop, but not when ``max_steps`` ends it inside an
+    epoch: such a run would end without validation metrics, a best checkpoint or a current
+    ``last.ckpt`` (and early stopping would fail on the missing metric). Asking to stop one step
+    earlier in the loop's eyes makes the last step validate like an epoch end. ``max_time`` needs
+    nothing: Lightning's timer already stops this way.
+    """
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+            trainer.should_stop = True
+
+
 class MediaLogger(L.Callback):
     """Every ``every_n_epochs``, log audio (mixture, estimate, reference) of the first validation
     segments and spectrogram + mask images, to W&B and TensorBoard loggers (others are skipped).

@@ -162,6 +162,7 @@ def train(cfg: DictConfig) -> float | None:
 def write_summary(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, wall_time: float) -> dict[str, Any]:
     """Write ``summary.json``: best validation metrics, checkpoint paths, steps and wall time."""
     ckpt_cb = trainer.checkpoint_callback
+    last_cb = next((cb for cb in trainer.checkpoint_callbacks if getattr(cb, "filename", None) == "last"), ckpt_cb)
     tracker = next((cb for cb in trainer.callbacks if isinstance(cb, BestMetrics)), None)
     timer = next((cb for cb in trainer.callbacks if isinstance(cb, Throughput)), None)
     summary = {
@@ -170,7 +171,9 @@ def write_summary(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, wall_time:
         "best": tracker.best if tracker else {},
         "last": {k: _scalar(v) for k, v in trainer.callback_metrics.items()},
         "best_checkpoint": getattr(ckpt_cb, "best_model_path", "") or None,
-        "last_checkpoint": getattr(ckpt_cb, "last_model_path", "") or None,
+        "last_checkpoint": (getattr(last_cb, "best_model_path", "") if last_cb is not ckpt_cb else "")
+        or getattr(ckpt_cb, "last_model_path", "")
+        or None,
         "epochs": trainer.current_epoch,
         "global_steps": trainer.global_step,
         "wall_time_s": round(wall_time, 1),
@@ -178,5 +181,11 @@ def write_summary(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, wall_time:
     }
     if trainer.is_global_zero:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        log.info("best: %s", json.dumps(summary["best"]))
+        if summary["best"]:
+            log.info("best: %s", json.dumps(summary["best"]))
+        else:
+            log.warning(
+                "no validation ran before the run ended (raise trainer.max_steps/max_time or check the "
+                "valid split): there is no best checkpoint; last.ckpt holds the final weights"
+            )
     return summary

@@ -29,6 +29,8 @@ def test_tiny_training_run_writes_everything(tmp_path, tiny_root, cache_dir) -> 
     for key in ("val/si_sdr", "val/vocals/si_sdr", "val/vocals/si_sdri", "val/accompaniment/si_sdri", "val/loss"):
         assert isinstance(summary["best"][key], float), key
     assert summary["best_checkpoint"].endswith("best.ckpt")
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == summary["global_steps"]  # current, not the best epoch's copy
     splits = json.loads((run / "splits.json").read_text())
     assert [len(splits[s]) for s in ("train", "valid", "test")] == [4, 1, 1]
 
@@ -38,6 +40,21 @@ def test_tiny_training_run_writes_everything(tmp_path, tiny_root, cache_dir) -> 
     assert separator.info["sepkit_version"]
     out = SeparationEngine(separator).separate(torch.randn(2, 44100), 44100)
     assert out["vocals"].shape == (2, 44100)
+
+
+def test_a_step_budget_inside_the_first_epoch_ends_cleanly(tmp_path, tiny_root, cache_dir) -> None:
+    # 3 steps of a 4-step epoch: the run validates at its last step, so early stopping finds its
+    # metric and both checkpoints and the summary are written.
+    result = run_entry("train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "++trainer.max_steps=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["global_steps"] == 3
+    assert summary["best"]["step"] == 3 and isinstance(summary["best"]["val/si_sdr"], float)
+    for name in ("best.ckpt", "last.ckpt"):
+        ckpt = torch.load(run / "checkpoints" / name, map_location="cpu", weights_only=True)
+        assert ckpt["global_step"] == 3, name
 
 
 def test_reloaded_model_gives_identical_output(tmp_path) -> None:
