@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
 ARGS ?=
 
-.PHONY: install train test test-slow lint bench serve clean ffmpeg browser-deps
+.PHONY: install train test test-slow lint bench serve clean ffmpeg browser-deps sound-deps
 
 install: $(STAMP)
 
@@ -20,7 +20,18 @@ ffmpeg:
 	    echo "sepkit needs ffmpeg: run 'sudo apt-get install -y ffmpeg' (or your OS's package) and retry" >&2; exit 1; \
 	  fi; }
 
-$(STAMP): pyproject.toml | ffmpeg
+# data=synthetic_real: fluidsynth + the MIT General MIDI bank (required), espeak-ng (GPL-3, optional, a separate program).
+sound-deps:
+	@command -v fluidsynth >/dev/null 2>&1 && test -f /usr/share/sounds/sf2/FluidR3_GM.sf2 && command -v espeak-ng >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing fluidsynth, fluid-soundfont-gm and espeak-ng (data=synthetic_real renders songs with them)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      fluidsynth fluid-soundfont-gm espeak-ng >/dev/null; \
+	  else \
+	    echo "data=synthetic_real needs fluidsynth and fluid-soundfont-gm (espeak-ng optional): sudo apt-get install -y fluidsynth fluid-soundfont-gm espeak-ng" >&2; exit 1; \
+	  fi; }
+
+$(STAMP): pyproject.toml | ffmpeg sound-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e ".[dev]"

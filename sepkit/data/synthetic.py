@@ -14,10 +14,12 @@ import argparse
 import json
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -268,51 +270,80 @@ def track_names(cfg: SyntheticConfig) -> list[tuple[str, str]]:
     return names
 
 
-def write_track(folder: Path, seed: int, cfg: SyntheticConfig) -> None:
-    """Render one song and write its stems and mixture as 16-bit wav."""
-    stems = Song(seed, cfg.seconds, cfg.sample_rate).render()
+def write_stems(folder: Path, stems: dict[str, np.ndarray], sample_rate: int) -> None:
+    """Write ``{name: (time, 2)}`` stems and their sum as 16-bit wav, the mixture exactly the sum of the files."""
     peak = np.abs(sum(stems.values())).max()
-    scale = 0.89 / max(peak, 1e-9)
+    loudest = max(np.abs(audio).max() for audio in stems.values())  # a stem may peak above the sum
+    scale = min(0.89 / max(peak, 1e-9), 0.99 / max(loudest, 1e-9))
     folder.mkdir(parents=True)
     quantised = {name: np.round(audio * scale * 32767).astype(np.int32) for name, audio in stems.items()}
     for name, pcm in quantised.items():
-        sf.write(folder / f"{name}.wav", pcm.astype(np.int16), cfg.sample_rate, subtype="PCM_16")
+        sf.write(folder / f"{name}.wav", pcm.astype(np.int16), sample_rate, subtype="PCM_16")
     mixture = sum(quantised.values())
-    sf.write(folder / "mixture.wav", np.clip(mixture, -32768, 32767).astype(np.int16), cfg.sample_rate, "PCM_16")
+    sf.write(folder / "mixture.wav", np.clip(mixture, -32768, 32767).astype(np.int16), sample_rate, "PCM_16")
 
 
-def generate(root: str | Path, cfg: SyntheticConfig) -> Path:
-    """Write the dataset into ``root`` (which must not exist) and a manifest describing it."""
+def write_track(folder: Path, seed: int, cfg: SyntheticConfig) -> None:
+    """Render one song and write its stems and mixture as 16-bit wav."""
+    write_stems(folder, Song(seed, cfg.seconds, cfg.sample_rate).render(), cfg.sample_rate)
+
+
+@dataclass(frozen=True)
+class Generator:
+    """What makes a generated dataset: ``write(folder, seed, cfg)`` renders a track, ``names(cfg)`` lists
+    ``(subset, name)`` of the tracks, ``version`` goes into the manifest."""
+
+    write: Callable[[Path, int, Any], None]
+    names: Callable[[Any], list[tuple[str, str]]]
+    version: int | str
+
+
+SYNTHETIC = Generator(write_track, track_names, GENERATOR_VERSION)
+
+
+def generate(root: str | Path, cfg: SyntheticConfig, gen: Generator | None = None, workers: int | None = None) -> Path:
+    """Write the dataset into ``root`` (which must not exist) and a manifest describing it.
+
+    ``gen``: another generator than this module's songs; ``workers`` processes (default: one per core).
+    """
+    gen = gen or SYNTHETIC
     root = Path(root)
     tmp = root.with_name(root.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
-    jobs = [(tmp / subset / name, cfg.seed * 100_003 + i, cfg) for i, (subset, name) in enumerate(track_names(cfg))]
-    with ProcessPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-        list(pool.map(write_track, *zip(*jobs, strict=True)))
-    (tmp / MANIFEST).write_text(json.dumps({"generator_version": GENERATOR_VERSION, **asdict(cfg)}, indent=2))
+    jobs = [(tmp / subset / name, cfg.seed * 100_003 + i, cfg) for i, (subset, name) in enumerate(gen.names(cfg))]
+    workers = max(1, min(len(jobs), workers or os.cpu_count() or 1))
+    if workers == 1:
+        for job in jobs:
+            gen.write(*job)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(gen.write, *zip(*jobs, strict=True)))
+    (tmp / MANIFEST).write_text(json.dumps({"generator_version": gen.version, **asdict(cfg)}, indent=2))
     tmp.rename(root)
     return root
 
 
-def ensure_dataset(root: str | Path, cfg: SyntheticConfig) -> Path:
+def ensure_dataset(
+    root: str | Path, cfg: SyntheticConfig, gen: Generator | None = None, workers: int | None = None
+) -> Path:
     """Generate the dataset on first use; regenerate it when its parameters changed.
 
     Only a folder this generator wrote (it holds the manifest) is ever replaced; any other
-    non-empty folder is left alone and reported.
+    non-empty folder is left alone and reported. ``gen`` makes another generator's dataset (``cfg``
+    is then its own dataclass with ``tracks``, ``seed`` and ``test_every``).
     """
+    gen = gen or SYNTHETIC
     root = Path(root)
     manifest = root / MANIFEST
-    wanted = {"generator_version": GENERATOR_VERSION, **asdict(cfg)}
+    wanted = json.loads(json.dumps({"generator_version": gen.version, **asdict(cfg)}))  # tuples as the file has them
     if manifest.exists():
         old = json.loads(manifest.read_text())
         if old == wanted:
             return root
+        fields = type(cfg).__dataclass_fields__
         ours = {MANIFEST, "train", "test"} | {
-            f"{sub}/{name}"
-            for sub, name in track_names(
-                SyntheticConfig(**{k: v for k, v in old.items() if k in SyntheticConfig.__dataclass_fields__})
-            )
+            f"{sub}/{name}" for sub, name in gen.names(type(cfg)(**{k: v for k, v in old.items() if k in fields}))
         }
         found = {p.name for p in root.iterdir()} | {
             f"{s}/{p.name}" for s in ("train", "test") if (root / s).is_dir() for p in (root / s).iterdir()
@@ -331,7 +362,7 @@ def ensure_dataset(root: str | Path, cfg: SyntheticConfig) -> Path:
     elif root.exists():
         root.rmdir()
     root.parent.mkdir(parents=True, exist_ok=True)
-    return generate(root, cfg)
+    return generate(root, cfg, gen, workers)
 
 
 def main(argv: list[str] | None = None) -> None:

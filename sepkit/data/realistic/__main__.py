@@ -1,0 +1,3 @@
+from sepkit.data.realistic.generator import main
+
+main()
