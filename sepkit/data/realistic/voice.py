@@ -85,7 +85,7 @@ def _formant_syllable(text: str, voice: str) -> np.ndarray:
     return np.concatenate([*parts, sung]) if parts else sung
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=256)
 def analyse(text: str, voice: str, phonemes: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """WORLD parameters of a spoken syllable: f0 ``(frames,)``, envelope and aperiodicity ``(frames, bins)``."""
     world = pyworld()
