@@ -39,3 +39,12 @@ class MaskL1(nn.Module):
     ) -> torch.Tensor:
         ideal = (targets / mix.unsqueeze(1).clamp_min(1e-8)).clamp(0.0, 1.0)
         return weighted_mean(torch.abs(masks - ideal), weight)
+
+
+class SpectrogramMSE(nn.Module):
+    """Mean squared error of ``mask ⊙ X`` against ``Y`` on raw magnitudes (Open-Unmix's loss)."""
+
+    def forward(
+        self, masks: torch.Tensor, mix: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return weighted_mean(torch.square(masks * mix.unsqueeze(1) - targets), weight)

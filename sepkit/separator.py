@@ -10,7 +10,7 @@ resamples, chunks and overlap-adds around :meth:`Separator.forward`'s stages.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -122,6 +122,34 @@ class Separator(nn.Module):
         spec = self.encode(mixture)
         masks = self.estimate_masks(spec.abs())
         return self.decode(self.apply_masks(masks, spec), mixture.shape[-1])
+
+    @torch.no_grad()
+    def fit_input_statistics(self, mixtures: Iterable[torch.Tensor]) -> int:
+        """Set the network's input scaler from training mixtures, if it has one.
+
+        Args:
+            mixtures: ``(channels, time)`` waveforms at :attr:`sample_rate` (the training tracks only).
+
+        Returns:
+            How many mixtures were used (0 when the network scales its input otherwise).
+        """
+        if not getattr(self.net, "uses_input_statistics", False):
+            return 0
+        total = total_sq = 0.0
+        frames = count = 0
+        for mix in mixtures:
+            feats = self.net.input_features(self.encode(mix.float()).abs()[..., : self.max_bins, :])
+            feats = feats.transpose(0, -2).reshape(feats.shape[-2], -1).double()  # (freq, channels * frames)
+            total = total + feats.sum(1)
+            total_sq = total_sq + feats.square().sum(1)
+            frames += feats.shape[1]
+            count += 1
+        if not count:
+            raise SepkitError("input statistics need at least one training track")
+        mean = total / frames
+        std = (total_sq / frames - mean.square()).clamp_min(0.0).sqrt()
+        self.net.set_input_statistics(mean.float(), std.float())
+        return count
 
     def describe(self) -> dict[str, Any]:
         """What a checkpoint needs to rebuild this separator without any config files."""

@@ -78,7 +78,8 @@ def test_optimizer_options(option: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("option", options("scheduler"))
 def test_scheduler_options(option: str, tmp_path: Path) -> None:
-    cfg = make_cfg(f"scheduler={option}", tmp_path=tmp_path)
+    budget = ["++trainer.max_steps=100"] if option == "budget_cosine" else []
+    cfg = make_cfg(f"scheduler={option}", *budget, tmp_path=tmp_path)
     if not cfg.scheduler:
         assert option == "none"
         return

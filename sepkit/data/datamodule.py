@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -258,6 +258,12 @@ class SeparationDataModule(L.LightningDataModule):
                 )
         for name in ("train", "valid"):  # the test split is evaluate.py's, on full tracks
             self.audio[name] = self.cache.load(self.source, self.tracks[name])
+
+    def train_mixtures(self) -> Iterator[torch.Tensor]:
+        """The training tracks' mixtures ``(channels, time)`` at the model rate (never valid or test)."""
+        self._load_splits()
+        for audio in self.audio["train"]:
+            yield group_targets(torch.from_numpy(audio), self.groups).sum(0)
 
     def setup(self, stage: str | None = None) -> None:
         self._load_splits()

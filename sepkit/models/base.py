@@ -5,6 +5,12 @@ A mask network maps a mixture magnitude ``(batch, channels, freq, frames)`` to m
 in common: input normalisation, folding stereo channels into the batch for mono networks, padding
 freq × frames up to the network's multiple and cropping back, and splitting the output into
 targets × channels. A variant only supplies :meth:`MaskNet.body`.
+
+Input scaling (``input_scaling``): ``peak`` divides each example by its maximum (Jansson et al.
+2017); ``stats`` standardises each frequency bin of the magnitude with the mean and deviation of
+the training mixtures, as learnable parameters (Open-Unmix's input scaler); ``log_stats`` does the
+same on the log magnitude. The statistics come from :meth:`sepkit.separator.Separator.fit_input_statistics`,
+called by ``train.py`` on the training tracks before fitting; checkpoints keep them.
 """
 
 from __future__ import annotations
@@ -12,6 +18,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sepkit.errors import SepkitError
+
+INPUT_SCALINGS = ("peak", "stats", "log_stats")
+LOG_FLOOR = 1e-4  # added to magnitudes before the log (-80 dB of a full-scale bin at n_fft 1024)
 
 
 class MaskNet(nn.Module):
@@ -22,14 +33,44 @@ class MaskNet(nn.Module):
         audio_channels: channels of the mixture the network is fed (1 mono, 2 stereo).
         fold_channels: treat each audio channel as its own batch item (mono networks).
         multiple: freq and frames are padded up to a multiple of this (``2 ** depth``).
+        input_scaling: ``peak``, ``stats`` or ``log_stats`` (see the module's description).
     """
 
-    def __init__(self, n_targets: int, audio_channels: int, fold_channels: bool, multiple: int) -> None:
+    def __init__(
+        self, n_targets: int, audio_channels: int, fold_channels: bool, multiple: int, input_scaling: str = "peak"
+    ) -> None:
         super().__init__()
+        if input_scaling not in INPUT_SCALINGS:
+            raise SepkitError(f"model.net.input_scaling={input_scaling!r} must be one of {', '.join(INPUT_SCALINGS)}")
         self.n_targets = n_targets
         self.audio_channels = audio_channels
         self.fold_channels = fold_channels
         self.multiple = multiple
+        self.input_scaling = input_scaling
+        if input_scaling != "peak":  # sized by set_input_statistics (or by the checkpoint loaded)
+            self.input_shift = nn.Parameter(torch.zeros(0))
+            self.input_scale = nn.Parameter(torch.ones(0))
+
+    @property
+    def uses_input_statistics(self) -> bool:
+        """Whether :meth:`set_input_statistics` must be called before training."""
+        return self.input_scaling != "peak"
+
+    def input_features(self, mag: torch.Tensor) -> torch.Tensor:
+        """What the input statistics are taken of: the magnitude, or its log for ``log_stats``."""
+        return torch.log(mag + LOG_FLOOR) if self.input_scaling == "log_stats" else mag
+
+    def set_input_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Start the per-bin shift and scale from the training data's ``(freq,)`` mean and deviation."""
+        floor = 1e-4 * float(std.max()) + 1e-8  # silent bins (e.g. above a band limit) stay finite
+        self.input_shift.data = -mean.float()
+        self.input_scale.data = 1.0 / std.float().clamp_min(floor)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        for name in ("input_shift", "input_scale"):
+            if hasattr(self, name) and prefix + name in state_dict:
+                getattr(self, name).data = torch.empty_like(state_dict[prefix + name])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def in_channels(self) -> int:
@@ -42,9 +83,16 @@ class MaskNet(nn.Module):
         return self.n_targets * self.in_channels
 
     def normalize(self, mag: torch.Tensor) -> torch.Tensor:
-        """Scale each example's magnitude to [0, 1] by its maximum (Jansson et al. 2017)."""
-        peak = mag.amax(dim=(-3, -2, -1), keepdim=True)
-        return mag / peak.clamp_min(1e-8)
+        """Scale the magnitude as ``input_scaling`` says."""
+        if self.input_scaling == "peak":
+            peak = mag.amax(dim=(-3, -2, -1), keepdim=True)
+            return mag / peak.clamp_min(1e-8)
+        if self.input_shift.numel() != mag.shape[-2]:
+            raise SepkitError(
+                f"input_scaling={self.input_scaling} has statistics of {self.input_shift.numel()} bins, the input "
+                f"has {mag.shape[-2]}: train.py sets them from the training tracks"
+            )
+        return (self.input_features(mag) + self.input_shift[:, None]) * self.input_scale[:, None]
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(batch', in_channels, freq, frames)`` to masks ``(batch', out_channels, freq, frames)``."""

@@ -23,6 +23,7 @@ class ClassicUNet(UNet):
         audio_channels: channels of the mixture.
         features: widths of the encoder levels, shallow to deep.
         in_channels: 1 (mono, channels folded into the batch) or ``audio_channels``.
+        input_scaling: ``peak``, ``stats`` or ``log_stats`` (see :class:`MaskNet`).
     """
 
     def __init__(
@@ -31,11 +32,12 @@ class ClassicUNet(UNet):
         audio_channels: int = 2,
         features: Sequence[int] = (64, 128, 256, 512),
         in_channels: int = 1,
+        input_scaling: str = "peak",
     ) -> None:
         if in_channels not in (1, audio_channels):
             raise ValueError(f"in_channels must be 1 or audio_channels={audio_channels}, got {in_channels}")
         features = list(features)
-        super().__init__(n_targets, audio_channels, fold_channels=in_channels == 1, multiple=2 ** len(features))
+        super().__init__(n_targets, audio_channels, in_channels == 1, 2 ** len(features), input_scaling)
         self.skip_deepest = True
         self.encoder = nn.ModuleList(
             DownStage(self.in_channels if i == 0 else features[i - 1], f, pool=i > 0) for i, f in enumerate(features)

@@ -23,6 +23,7 @@ class PaperUNet(UNet):
     Args:
         n_targets: masks to estimate.
         audio_channels: channels of the mixture (each processed alone).
+        input_scaling: ``peak`` (the paper), ``stats`` or ``log_stats`` (see :class:`MaskNet`).
         channels: encoder widths, shallow to deep.
         kernel_size: square kernel of every (transposed) convolution.
         dropout: dropout after the first ``dropout_layers`` decoder stages.
@@ -37,9 +38,10 @@ class PaperUNet(UNet):
         kernel_size: int = 5,
         dropout: float = 0.5,
         dropout_layers: int = 3,
+        input_scaling: str = "peak",
     ) -> None:
         channels = list(channels)
-        super().__init__(n_targets, audio_channels, fold_channels=True, multiple=2 ** len(channels))
+        super().__init__(n_targets, audio_channels, True, 2 ** len(channels), input_scaling)
         widths = [self.in_channels, *channels]
         self.encoder = nn.ModuleList(
             conv_down(widths[i], widths[i + 1], kernel_size, nn.LeakyReLU(0.2)) for i in range(len(channels))

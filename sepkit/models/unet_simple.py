@@ -20,6 +20,7 @@ class SimpleUNet(UNet):
     Args:
         n_targets: masks to estimate.
         audio_channels: channels of the mixture (each processed alone).
+        input_scaling: ``peak`` (the paper), ``stats`` or ``log_stats`` (see :class:`MaskNet`).
         channels: encoder widths, shallow to deep.
         kernel_size: square kernel of every (transposed) convolution.
         negative_slope: LeakyReLU slope.
@@ -36,9 +37,10 @@ class SimpleUNet(UNet):
         kernel_size: int = 4,
         negative_slope: float = 0.2,
         batch_norm: bool = False,
+        input_scaling: str = "peak",
     ) -> None:
         channels = list(channels)
-        super().__init__(n_targets, audio_channels, fold_channels=True, multiple=2 ** len(channels))
+        super().__init__(n_targets, audio_channels, True, 2 ** len(channels), input_scaling)
         widths = [self.in_channels, *channels]
         self.encoder = nn.ModuleList(
             conv_down(widths[i], widths[i + 1], kernel_size, nn.LeakyReLU(negative_slope), norm=batch_norm)

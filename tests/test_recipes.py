@@ -1,0 +1,151 @@
+"""Recipe options: the statistics input scaler, the Open-Unmix peer, the CPU recipe overlay and the
+equal-budget quality benchmark."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from sepkit.data.sources.base import group_targets
+from sepkit.errors import SepkitError
+from sepkit.separator import build_separator
+from tests.conftest import ROOT, TINY_RUN, run_entry, tiny_train_args
+from tests.test_config import make_cfg
+
+
+def stats_of(separator, mixtures) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-bin mean and deviation of the log magnitude, computed directly."""
+    feats = torch.cat(
+        [torch.log(separator.encode(m).abs()[..., : separator.max_bins, :] + 1e-4).flatten(-3, -3) for m in mixtures],
+        dim=-1,
+    )
+    feats = feats.transpose(0, 1).reshape(separator.max_bins, -1).double()
+    return feats.mean(1), feats.std(1, unbiased=False)
+
+
+def test_input_statistics_come_from_the_training_tracks_only(tmp_path, tiny_root, cache_dir) -> None:
+    cfg = make_cfg(
+        f"data.root={tiny_root}",
+        f"paths.cache_dir={cache_dir}",
+        *[o for o in TINY_RUN if o.startswith("data.source")],
+        "model.net.input_scaling=log_stats",
+        "model.net.channels=[4,8,8,8,8,8]",
+        tmp_path=tmp_path,
+    )
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    separator = build_separator(OmegaConf.to_container(cfg.model, resolve=True), dm.targets)
+    assert separator.fit_input_statistics(dm.train_mixtures()) == len(dm.tracks["train"]) == 4
+
+    def mixtures(split: str) -> list[torch.Tensor]:
+        audio = dm.cache.load(dm.source, dm.tracks[split])
+        return [group_targets(torch.from_numpy(a), dm.groups).sum(0) for a in audio]
+
+    mean, std = stats_of(separator, mixtures("train"))
+    torch.testing.assert_close(-separator.net.input_shift.detach().double(), mean, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(1 / separator.net.input_scale.detach().double(), std, rtol=1e-3, atol=1e-4)
+    with_test, _ = stats_of(separator, mixtures("train") + mixtures("test"))
+    assert (with_test - mean).abs().max() > 1e-2  # the test track would have moved them
+
+
+def test_scaled_inputs_need_their_statistics() -> None:
+    cfg = {
+        "_target_": "sepkit.separator.Separator",
+        "sample_rate": 8192,
+        "n_fft": 1024,
+        "hop_length": 768,
+        "max_bins": 512,
+        "patch_frames": 16,
+        "mask_extension": "edge",
+        "net": {"_target_": "sepkit.models.unet_paper.PaperUNet", "_partial_": True, "channels": [4] * 6},
+    }
+    with pytest.raises(SepkitError, match="input_scaling='std' must be one of"):
+        build_separator({**cfg, "net": {**cfg["net"], "input_scaling": "std"}}, ["vocals", "accompaniment"])
+    separator = build_separator({**cfg, "net": {**cfg["net"], "input_scaling": "stats"}}, ["vocals", "accompaniment"])
+    with pytest.raises(SepkitError, match="train.py sets them"):
+        separator(torch.randn(1, 2, 8192))
+    separator.fit_input_statistics([torch.randn(2, 8192 * 3)])
+    assert separator(torch.randn(1, 2, 8192)).shape == (1, 2, 2, 8192)
+
+
+SMALL = "model.net.channels=[4,8,8,8,8,8]"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [SMALL, "model.net.input_scaling=log_stats"],
+        ["model=openunmix", "loss=spec_mse", "model.sample_rate=8192", "model.net.hidden_size=16"],
+        ["experiment=vocals_cpu", SMALL],
+    ],
+    ids=["log_stats", "openunmix", "vocals_cpu"],
+)
+def test_recipe_options_train_a_few_steps(overrides, tmp_path, tiny_root, cache_dir) -> None:
+    args = [a for a in tiny_train_args(tmp_path, tiny_root, cache_dir) if not a.startswith("model.net.channels")]
+    result = run_entry("train.py", *args, *overrides, "++trainer.max_steps=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["global_steps"] == 2 and "val/si_sdr" in summary["best"]
+
+
+def test_quality_benchmark_runs_end_to_end(tmp_path, tiny_root, cache_dir) -> None:
+    out = tmp_path / "quality"
+    data = [f"paths.root_dir={tmp_path}", f"paths.cache_dir={cache_dir}", f"data.root={tiny_root}"]
+    data += [o for o in TINY_RUN if o.startswith("data.")]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.quality",
+            "--budget",
+            "120",
+            "--val-every",
+            "60",
+            "--entries",
+            "openunmix",
+            "paper",
+            "--openunmix-rate",
+            "8192",
+            "--data",
+            *data,
+            "--extra",
+            "++trainer.max_steps=2",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = json.loads((out / "quality.json").read_text())["rows"]
+    assert [r["entry"] for r in rows] == ["openunmix", "paper"]
+    assert all(r["steps"] == 2 and r["tracks"] == 1 for r in rows)
+    table = (out / "quality.md").read_text()
+    assert "unprocessed mixture" in table and "ideal ratio mask" in table and "| openunmix:" in table
+
+
+def test_budget_cosine_follows_the_budget_that_ends_first() -> None:
+    from sepkit.schedules import BudgetCosine, parse_duration
+
+    assert parse_duration("00:01:02:03") == 3723.0 and parse_duration({"minutes": 2}) == 120.0
+    with pytest.raises(SepkitError, match="needs a budget"):
+        BudgetCosine(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0))
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = BudgetCosine(opt, max_steps=100, max_time="00:10:00:00", warmup=0.1, final=0.0)
+    rates = []
+    for _ in range(100):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates[0] < 0.05 and abs(max(rates) - 1.0) < 0.02 and rates.index(max(rates)) == 10
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False)) and rates[-1] < 0.01
+    # a time budget already spent: straight to the end of the schedule
+    timed = BudgetCosine(opt, max_time="00:00:00:01", warmup=0.0, final=0.2)
+    timed.start -= 5
+    assert timed.factor(1) == pytest.approx(0.2)
