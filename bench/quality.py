@@ -23,9 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,16 +61,19 @@ def budget_string(seconds: float) -> str:
     return f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def run(args: list[str], env: dict[str, str], log: Path) -> None:
-    """Run an entry point; on failure print its last lines and stop."""
+def run(args: list[str], env: dict[str, str], log: Path, cores: str | None = None) -> None:
+    """Run an entry point (pinned to ``cores`` if given); on failure print its last lines and stop."""
+    pin = ["taskset", "-c", cores] if cores and shutil.which("taskset") else []
     with log.open("w") as out:
-        code = subprocess.call([sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        code = subprocess.call([*pin, sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     if code:
         tail = log.read_text().strip().splitlines()[-15:]
         sys.exit(f"{' '.join(args[:2])} failed (exit {code}); last lines of {log}:\n" + "\n".join(tail))
 
 
-def train_and_evaluate(name: str, overrides: list[str], opts: argparse.Namespace, env: dict[str, str]) -> dict:
+def train_and_evaluate(
+    name: str, overrides: list[str], opts: argparse.Namespace, env: dict[str, str], cores: str | None = None
+) -> dict:
     out = Path(opts.out).resolve() / name
     out.mkdir(parents=True, exist_ok=True)
     train_args = [
@@ -91,7 +96,7 @@ def train_and_evaluate(name: str, overrides: list[str], opts: argparse.Namespace
         f"hydra.run.dir={out / 'train'}",
     ]
     start = time.perf_counter()
-    run(train_args, env, out / "train.log")
+    run(train_args, env, out / "train.log", cores)
     train_s = time.perf_counter() - start
     summary = json.loads((out / "train" / "summary.json").read_text())
     ckpt = summary["best_checkpoint"] or summary["last_checkpoint"]
@@ -99,6 +104,7 @@ def train_and_evaluate(name: str, overrides: list[str], opts: argparse.Namespace
         ["evaluate.py", f"ckpt={ckpt}", "eval.museval=false", f"hydra.run.dir={out / 'eval'}", *opts.eval_extra],
         env,
         out / "eval.log",
+        cores,
     )
     results = json.loads((out / "eval" / "results.json").read_text())
     steps = summary["global_steps"]
@@ -153,6 +159,9 @@ def main() -> None:
     parser.add_argument("--val-every", type=float, default=120.0, help="seconds between validations")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="entries trained at once, each pinned to its own --threads cores"
+    )
     parser.add_argument("--data", nargs="*", default=[], help="train.py data overrides (default: built-in data)")
     parser.add_argument("--extra", nargs="*", default=[], help="overrides added to every entry")
     parser.add_argument("--eval-extra", nargs="*", default=[], help="evaluate.py overrides")
@@ -170,24 +179,32 @@ def main() -> None:
         "PYTHONWARNINGS": "ignore",
         "HYDRA_FULL_ERROR": "0",
     }
-    rows = []
-    for name in opts.entries:
-        print(f"{name}: training {opts.budget:.0f} s ...", flush=True)
+
+    def entry(index: int, name: str) -> dict:
         overrides = ENTRIES[name][1]
         if name == "openunmix":
             overrides = [*overrides, f"model.sample_rate={opts.openunmix_rate}"]
-        rows.append(train_and_evaluate(name, overrides, opts, env))
-        row = rows[-1]
+        cores = None
+        if opts.jobs > 1:
+            first = index % opts.jobs * opts.threads % (os.cpu_count() or 1)
+            cores = ",".join(str(first + i) for i in range(opts.threads))
+        print(f"{name}: training {opts.budget:.0f} s" + (f" on cores {cores}" if cores else ""), flush=True)
+        row = train_and_evaluate(name, overrides, opts, env, cores)
         print(
-            f"  {opts.target} SI-SDR median {row['median']['model'][opts.target]['si_sdr']:.2f} dB "
+            f"  {name}: {opts.target} SI-SDR median {row['median']['model'][opts.target]['si_sdr']:.2f} dB "
             f"after {row['steps']} steps",
             flush=True,
         )
+        return row
+
+    with ThreadPoolExecutor(max_workers=opts.jobs) as pool:
+        rows = list(pool.map(entry, range(len(opts.entries)), opts.entries))
     text = table(rows, opts.target)
     print(text)
     out = Path(opts.out)
     (out / "quality.md").write_text(text + "\n")
-    (out / "quality.json").write_text(json.dumps({"budget_s": opts.budget, "data": opts.data, "rows": rows}, indent=2))
+    meta = {"budget_s": opts.budget, "threads": opts.threads, "jobs": opts.jobs, "data": opts.data}
+    (out / "quality.json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
