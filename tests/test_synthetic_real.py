@@ -50,7 +50,7 @@ def test_layout_and_mixture_is_sum_of_stems(real_root: Path) -> None:
             assert (np.abs(pcm).max() > 300) == plays[name], f"{folder.name}/{name}: plays {plays[name]}"
     assert sum(plays.values()) >= 2
     manifest = json.loads((real_root / MANIFEST).read_text())
-    assert manifest["generator_version"] == "realistic-1" and manifest["phonemes"] == "espeak"
+    assert manifest["generator_version"] == "realistic-2" and manifest["phonemes"] == "espeak"
 
 
 def test_same_seed_same_bytes(real_root: Path, tmp_path: Path) -> None:

@@ -156,7 +156,7 @@ class Composer:
         while bar < self.n_bars:
             length = int(self.rng.choice([2, 4]))
             active = {"other"} if self.rng.random() < 0.95 or not self.variety else set()
-            for stem, p in (("drums", 0.8), ("bass", 0.85), ("vocals", 0.8)):
+            for stem, p in (("drums", 0.8), ("bass", 0.85), ("vocals", 0.95)):
                 if self.rng.random() < p or not self.variety:
                     active.add(stem)
             if not active - {"vocals"}:
@@ -307,10 +307,10 @@ class Composer:
         degree = int(rng.integers(0, 5))
         lo, hi = centre - 7, centre + 8
         for bar, _ in self._bars(sections, "vocals"):
-            if rng.random() < 0.3:  # a rest bar between phrases
+            if rng.random() < 0.1:  # a rest bar between phrases
                 continue
-            step = float(rng.choice([0, 0, 1, 2, 4]))
-            end = float(rng.choice([12, 14, 16]))
+            step = float(rng.choice([0, 0, 0, 1, 2]))
+            end = float(rng.choice([14, 15, 16]))
             notes = []
             while step < end:
                 length = float(rng.choice([1, 2, 2, 2, 3, 4, 4, 6, 8]))
