@@ -87,6 +87,8 @@ def transfer(variant: str, steps: int, real: Path, work: Path, extra: list[str])
     overrides = VARIANTS[variant]
     if variant not in ("synthetic", "synthetic_real"):
         overrides = [*overrides, f"data.root=${{paths.data_dir}}/sim2real_{variant}"]
+    if "data=synthetic_real" in overrides:
+        overrides = [*overrides, "data.source.workers=1"]  # one core: the songs do not depend on it
     run = work / variant
     shutil.rmtree(run, ignore_errors=True)
     start = time.perf_counter()
