@@ -49,7 +49,15 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
         ],
     ),
     "paper": ("sepkit experiment=paper's model and loss (unet_paper, 8192 Hz)", ["model=unet_paper"]),
+    "paper_tuned": (
+        "sepkit unet_paper + the recipe's training changes (log_stats input, budget cosine LR)",
+        ["model=unet_paper", "model.net.input_scaling=log_stats", "scheduler=budget_cosine"],
+    ),
     "simple": ("sepkit unet_simple (16 kHz, full band)", ["model=unet_simple"]),
+    "simple_tuned": (
+        "sepkit unet_simple + the recipe's training changes",
+        ["model=unet_simple", "model.net.input_scaling=log_stats", "scheduler=budget_cosine"],
+    ),
     "stereo": ("sepkit unet_stereo (4 masks)", ["model=unet_stereo", "loss=mask_l1"]),
     "vocals_cpu": ("sepkit experiment=vocals_cpu (the recipe for a CPU budget)", ["experiment=vocals_cpu"]),
 }
