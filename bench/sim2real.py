@@ -7,7 +7,8 @@
   (``++trainer.max_steps``), then ``evaluate.py`` of its best checkpoint on real singing: the
   MIR-1K clips of ``--real`` (a ``stereo_split`` folder, ``test/`` subset: singers Ani, bobon, fdps
   and heycat here; abjones and amy are never used). Reports the vocals SI-SDR median on the real
-  clips and the best vocals SI-SDRi on the variant's own validation split.
+  clips of the best checkpoint (on the variant's own validation split) and of the last one, and
+  the best vocals SI-SDRi on the own validation split.
 * The variants beside ``synthetic`` and ``synthetic_real`` leave one ingredient out of
   ``synthetic_real`` (an ablation): each is a set of ``data.source.generate.*`` overrides and
   gets its own data folder.
@@ -96,17 +97,21 @@ def transfer(variant: str, steps: int, real: Path, work: Path, extra: list[str])
     _run([sys.executable, "train.py", *train, f"hydra.run.dir={run / 'train'}"], run / "train.log")
     trained = time.perf_counter() - start
     summary = json.loads((run / "train" / "summary.json").read_text())
-    ckpt = run / "train" / "checkpoints" / "best.ckpt"
-    evaluate = [f"ckpt={ckpt}", "data=stereo_split", f"data.root={real}", "split=official", "eval.museval=false"]
-    _run([sys.executable, "evaluate.py", *evaluate, f"hydra.run.dir={run / 'eval'}"], run / "eval.log")
-    results = json.loads((run / "eval" / "results.json").read_text())
-    median = results["median"]
+    medians = {}
+    for which in ("best", "last"):  # best on the generated validation split, and the end of the budget
+        ckpt = run / "train" / "checkpoints" / f"{which}.ckpt"
+        evaluate = [f"ckpt={ckpt}", "data=stereo_split", f"data.root={real}", "split=official", "eval.museval=false"]
+        _run([sys.executable, "evaluate.py", *evaluate, f"hydra.run.dir={run / which}"], run / f"eval_{which}.log")
+        results = json.loads((run / which / "results.json").read_text())
+        medians[which] = results["median"]
+    median = medians["best"]
     row = {
         "variant": variant,
         "overrides": train,
-        "steps": summary.get("best", {}).get("step"),
+        "best_step": summary["best"].get("step"),
         "val_vocals_si_sdri": summary["best"].get("val/vocals/si_sdri"),
         "real_vocals_si_sdr": median["model"]["vocals"]["si_sdr"],
+        "real_vocals_si_sdr_last": medians["last"]["model"]["vocals"]["si_sdr"],
         "real_mixture_si_sdr": median["mixture"]["vocals"]["si_sdr"],
         "real_oracle_si_sdr": median["oracle"]["vocals"]["si_sdr"],
         "real_tracks": len(results["tracks"]),
