@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
 ARGS ?=
 
-.PHONY: install train test test-slow lint bench serve clean ffmpeg browser-deps sound-deps
+.PHONY: install train test test-slow lint bench bench-quality serve clean ffmpeg browser-deps sound-deps
 
 install: $(STAMP)
 
@@ -66,6 +66,11 @@ bench: install
 	$(PY) -m bench.models
 	$(PY) -m bench.inference
 	$(PY) -m bench.data
+	$(PY) -m bench.loop
+
+# Open-Unmix and sepkit recipes trained for the same wall-clock budget, one table (bench/quality.py).
+bench-quality: install
+	$(PY) -m bench.quality $(ARGS)
 
 serve: install
 	@test -n "$(CKPT)" || { echo "usage: make serve CKPT=outputs/train/<run>/checkpoints/best.ckpt" >&2; exit 2; }

@@ -59,6 +59,29 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
         ["model=unet_simple", "model.net.input_scaling=log_stats", "scheduler=budget_cosine"],
     ),
     "stereo": ("sepkit unet_stereo (4 masks)", ["model=unet_stereo", "loss=mask_l1"]),
+    "vocals_cpu_full": (
+        "experiment=vocals_cpu at the paper's full widths (16-512 channels)",
+        ["experiment=vocals_cpu", "model.net.channels=[16,32,64,128,256,512]"],
+    ),
+    "vocals_cpu_quarter": (
+        "experiment=vocals_cpu at a quarter of the paper's widths (4-128 channels)",
+        ["experiment=vocals_cpu", "model.net.channels=[4,8,16,32,64,128]"],
+    ),
+    "vocals_cpu_k3": (
+        "experiment=vocals_cpu with 3x3 kernels",
+        ["experiment=vocals_cpu", "model.net.kernel_size=3"],
+    ),
+    "openunmix_tuned": (
+        "Open-Unmix's network with sepkit's recipe (L1 loss, budget cosine LR)",
+        [
+            "model=openunmix",
+            "loss=spec_l1",
+            "scheduler=budget_cosine",
+            "data.segment_seconds=6.0",
+            "data.val_segment_seconds=6.0",
+            "data.batch_size=16",
+        ],
+    ),
     "vocals_cpu": ("sepkit experiment=vocals_cpu (the recipe for a CPU budget)", ["experiment=vocals_cpu"]),
 }
 DEFAULT_ENTRIES = ["openunmix", "paper", "vocals_cpu"]
@@ -190,7 +213,7 @@ def main() -> None:
 
     def entry(index: int, name: str) -> dict:
         overrides = ENTRIES[name][1]
-        if name == "openunmix":
+        if name.startswith("openunmix"):
             overrides = [*overrides, f"model.sample_rate={opts.openunmix_rate}"]
         cores = None
         if opts.jobs > 1:
