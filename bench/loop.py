@@ -3,7 +3,8 @@
 Both run the same separator, loss (``SeparationSystem._spectral_loss``), Adam, gradient clipping and
 the same DataLoader of the built-in data, one after the other in this process; the time per step is
 taken between step ``--warmup`` and the last step. The Lightning side runs as ``train.py`` does
-(sepkit's callbacks: checkpoints, throughput, learning-rate monitor; CSV logger), minus validation.
+(sepkit's callbacks: throughput, best metrics, learning-rate monitor, validate-before-stop; CSV
+logger), minus validation and what acts on it (checkpoints, early stopping).
 
     python -m bench.loop [--model unet_paper] [--steps 60] [--threads 2] [--rounds 2]
 """
@@ -62,7 +63,8 @@ def make_system(cfg, dm) -> SeparationSystem:
 def lightning_seconds(cfg, dm, steps: int, warmup: int) -> float:
     system = make_system(cfg, dm)
     clock = StepClock(warmup)
-    callbacks = [cb for cb in instantiate_group(cfg.callbacks) if type(cb).__name__ not in ("RichProgressBar",)]
+    skipped = ("RichProgressBar", "EarlyStopping", "ModelCheckpoint")  # the last two act on validation
+    callbacks = [cb for cb in instantiate_group(cfg.callbacks) if type(cb).__name__ not in skipped]
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=steps,
@@ -74,6 +76,7 @@ def lightning_seconds(cfg, dm, steps: int, warmup: int) -> float:
         logger=instantiate_group(cfg.logger) or False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        enable_checkpointing=False,
         default_root_dir=cfg.paths.output_dir,
     )
     trainer.fit(system, train_dataloaders=dm.train_dataloader())
