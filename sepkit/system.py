@@ -115,6 +115,8 @@ class SeparationSystem(L.LightningModule):
                 "scheduler": scheduler,
                 "monitor": self.scheduler_config.get("monitor", VAL_LOSS),
                 "interval": self.scheduler_config.get("interval", "epoch"),
+                # false: skip the scheduler's step when its metric is missing (no validation yet)
+                "strict": self.scheduler_config.get("strict", True),
             },
         }
 

@@ -149,3 +149,20 @@ def test_budget_cosine_follows_the_budget_that_ends_first() -> None:
     timed = BudgetCosine(opt, max_time="00:00:00:01", warmup=0.0, final=0.2)
     timed.start -= 5
     assert timed.factor(1) == pytest.approx(0.2)
+
+
+def test_plateau_scheduler_waits_for_its_metric(tmp_path) -> None:
+    # with time-based validation an epoch can end before any val/loss exists: the plateau
+    # scheduler must then keep the rate instead of stopping the run
+    from sepkit.losses import SpectrogramL1
+    from sepkit.system import SeparationSystem
+    from tests.test_separator import PAPER
+
+    cfg = make_cfg("scheduler=plateau", tmp_path=tmp_path)
+    system = SeparationSystem(
+        build_separator(PAPER, ["vocals", "accompaniment"]),
+        SpectrogramL1(),
+        instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler),
+    )
+    assert system.configure_optimizers()["lr_scheduler"]["strict"] is False
