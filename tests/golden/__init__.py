@@ -1,0 +1,1 @@
+"""Fixtures written by earlier versions of the code (see each module)."""
