@@ -1,4 +1,5 @@
-"""Audio conversion shared by training data, evaluation and inference: resampling and channels.
+"""The one audio module: reading and probing files, validating signals, resampling and channels,
+shared by training data, evaluation, separate.py and the web page.
 
 Resampling is torchaudio's windowed-sinc resampler. It applies a dense kernel of about
 ``orig / gcd(orig, new)`` taps for each of ``new / gcd(orig, new)`` output phases, so its cost
@@ -7,6 +8,11 @@ explodes for awkward pairs: 44.1 kHz → 8192 Hz (the paper U-Net's rate) reduce
 ratios (44.1 kHz → 16.8 → 17.92 → 8.192 kHz). Intermediates lie between twice the lower rate and the
 higher one, so the band kept and the filter's edge are the direct route's (``python -m
 bench.resample`` measures the speed and the difference to the direct route).
+
+Long signals are resampled in pieces of about :data:`PIECE` input samples, each with enough
+neighbouring samples on both sides for the kernel's reach, so the result equals resampling the
+whole signal at once (the pieces start on the kernel's phase grid) while the buffers stay small
+enough for the CPU's caches (``python -m bench.resample`` compares the ways).
 """
 
 from __future__ import annotations
@@ -14,13 +20,18 @@ from __future__ import annotations
 import heapq
 import math
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 import torchaudio
 
+from sepkit.errors import SepkitError
+
 LOWPASS_WIDTH = 6  # torchaudio's default lowpass_filter_width
 ROLLOFF = 0.99  # torchaudio's default rolloff
+PIECE = 1 << 18  # input samples per piece of a long resampling step (about 6 s at 44.1 kHz)
 
 
 def step_cost(orig: int, new: int) -> int:
@@ -89,11 +100,38 @@ def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
     return torchaudio.transforms.Resample(orig, new, lowpass_filter_width=LOWPASS_WIDTH, rolloff=ROLLOFF)
 
 
+def resample_step(x: torch.Tensor, orig: int, new: int, piece: int = PIECE) -> torch.Tensor:
+    """One torchaudio resampling step over ``(..., time)``, piece by piece for long signals.
+
+    Pieces start on multiples of the reduced input rate (where the kernel's phases restart) and
+    carry ``margin`` neighbouring samples on each side, more than the kernel reaches, so every
+    output sample sees the same inputs as when the whole signal is resampled at once.
+    """
+    step = _resampler(orig, new).to(x.device)
+    if orig == new:
+        return x
+    o, n = orig // step.gcd, new // step.gcd
+    piece = max(1, piece // o) * o
+    margin = (step.width // o + 2) * o
+    length = x.shape[-1]
+    if length <= piece + 2 * margin:
+        return step(x.contiguous())
+    total = math.ceil(n * length / o)
+    out = x.new_empty(*x.shape[:-1], total)
+    for start in range(0, length, piece):
+        lo, hi = max(0, start - margin), min(length, start + piece + margin)
+        y = step(x[..., lo:hi].contiguous())
+        skip, first = (start - lo) * n // o, start * n // o
+        keep = min(piece * n // o, total - first)
+        out[..., first : first + keep] = y[..., skip : skip + keep]
+    return out
+
+
 def resample(x: torch.Tensor, orig: int, new: int) -> torch.Tensor:
     """Resample ``(..., time)`` from ``orig`` to ``new`` Hz on ``x``'s device (kernels built once)."""
     route = resample_route(int(orig), int(new))
     for a, b in zip(route[:-1], route[1:], strict=True):
-        x = _resampler(a, b).to(x.device)(x)
+        x = resample_step(x, a, b)
     return x
 
 
@@ -114,3 +152,69 @@ def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
     if have == 1:
         return np.repeat(x, channels, axis=-2)
     raise ValueError(f"cannot convert {have} channels to {channels}")
+
+
+def to_channels_torch(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """:func:`to_channels` for ``(..., channels_in, time)`` tensors (mono is expanded, not copied)."""
+    have = x.shape[-2]
+    if have == channels:
+        return x
+    if channels == 1:
+        return x.mean(dim=-2, keepdim=True)
+    if have == 1:
+        return x.expand(*x.shape[:-2], channels, x.shape[-1])
+    raise ValueError(f"cannot convert {have} channels to {channels}")
+
+
+def probe(path: str | Path, downmix: bool = False) -> sf._SoundFileInfo:
+    """The header of an audio file to separate: one clear error if it is unreadable, empty, or has
+    more than two channels (unless ``downmix``)."""
+    try:
+        info = sf.info(str(path))
+    except Exception as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise SepkitError(f"cannot read it as audio ({reason}); use wav, flac, ogg or mp3") from None
+    if info.frames <= 0:
+        raise SepkitError("it is empty (no samples)")
+    if info.channels > 2 and not downmix:
+        raise SepkitError(f"it has {info.channels} channels; sepkit takes mono or stereo (or downmix=true)")
+    return info
+
+
+def read(path: str | Path, start: int = 0, frames: int = -1) -> tuple[torch.Tensor, int]:
+    """``frames`` samples (all with -1) of a file from ``start``: ``((channels, time) float32, rate)``."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            f.seek(start)
+            audio = f.read(frames, dtype="float32", always_2d=True)
+            rate = f.samplerate
+    except sf.LibsndfileError as err:
+        raise SepkitError(f"cannot read {Path(path).name} ({str(err).splitlines()[0]})") from None
+    return torch.from_numpy(np.ascontiguousarray(audio.T)), rate
+
+
+def check_audio(audio: torch.Tensor, rate: int, min_samples: int = 1, downmix: bool = False) -> torch.Tensor:
+    """Validate a ``(channels, time)`` signal to separate; returns it (averaged to mono when it has
+    more than two channels and ``downmix`` allows it).
+
+    Args:
+        audio: the signal.
+        rate: its sample rate.
+        min_samples: shortest length accepted (one STFT window of the model, at ``rate``).
+        downmix: accept more than two channels.
+    """
+    if audio.ndim != 2 or audio.shape[-1] == 0:
+        raise SepkitError("the audio is empty")
+    if not 8000 <= rate <= 192000:
+        raise SepkitError(f"sample rate {rate} Hz is outside 8-192 kHz")
+    if not torch.isfinite(audio).all():
+        raise SepkitError("the audio contains NaN or infinite samples")
+    if audio.shape[0] > 2:
+        if not downmix:
+            raise SepkitError(f"the audio has {audio.shape[0]} channels; sepkit takes mono or stereo (or downmix=true)")
+        audio = audio.mean(0, keepdim=True)
+    if audio.shape[-1] < min_samples:
+        raise SepkitError(
+            f"the audio is {audio.shape[-1]} samples long, shorter than one STFT window ({min_samples} samples here)"
+        )
+    return audio

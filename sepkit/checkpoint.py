@@ -44,6 +44,9 @@ def load_separator(path: str | Path, device: str | torch.device = "cpu"):
     separator = build_separator(info["model"], info["targets"])
     state = {k[len(STATE_PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
     separator.load_state_dict(state)
+    covers = info.get("covers_mixture", info.get("run", {}).get("covers_mixture"))  # the run's, for older files
+    if covers is not None:
+        separator.covers_mixture = bool(covers)
     separator.info = info
     separator.checkpoint_path = str(path)
     return separator.to(device).eval()

@@ -50,10 +50,11 @@ def oracle_irm(mixture: torch.Tensor, references: torch.Tensor, rate: int, separ
     device = separator.stft.window.device
     mix = resample(mixture.to(device), rate, sr)
     refs = resample(references.to(device), rate, sr)
-    mix_spec = separator.stft(mix)
-    ref_mag = separator.stft(refs).abs()
-    masks = ref_mag / ref_mag.sum(0, keepdim=True).clamp_min(1e-8)
-    est = resample(separator.istft(masks * mix_spec.unsqueeze(0), mix.shape[-1]), sr, rate).cpu()
+    mix_spec = separator.encode(mix[None])  # the separator's own stages, with oracle masks
+    ref_mag = separator.encode(refs).abs()
+    masks = (ref_mag / ref_mag.sum(0, keepdim=True).clamp_min(1e-8))[None]
+    est = separator.decode(separator.apply_masks(masks, mix_spec), mix.shape[-1])[0]
+    est = resample(est, sr, rate).cpu()
     length = mixture.shape[-1]
     return torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length]
 

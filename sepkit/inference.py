@@ -1,24 +1,30 @@
 """The inference engine behind evaluate.py, separate.py and the web page.
 
-``SeparationEngine.separate(mixture, sample_rate)`` separates a signal of any length: it resamples
-to the model's rate, cuts the signal into the model's patches with overlap, separates the chunks in
-batches, cross-fades them back together (overlap-add normalised by the summed weights), optionally
-refines with a multichannel Wiener filter (``openunmix.filtering.wiener``) and random-shift
-averaging, and resamples back. Output length == input length, at the input's rate.
-``separate_file`` streams a file through in blocks so memory does not grow with its length.
+Two layers, each usable alone:
+
+* :func:`tiled_apply`, a pure function on tensors: it cuts a signal into overlapping tiles, runs a
+  function on batches of them and cross-fades the results back (overlap-add normalised by the summed
+  weights). Its invariants: the output has the input's length; every sample lies under at least
+  one tile with a positive weight; a function that returns its tile gives back the signal (up to
+  float rounding); a tile never sees samples beyond the signal other than zero padding at the end.
+* :class:`SeparationEngine`: a trained :class:`Separator` applied to a signal of any length and
+  rate: validate (:func:`sepkit.audio.check_audio`), resample to the model's rate, tile, separate
+  each batch through the separator's own stages (``encode`` ▶ ``estimate_masks`` ▶ ``apply_masks``
+  or ``wiener`` ▶ ``decode``), optionally average random shifts, resample back. Output length ==
+  input length, at the input's rate.
+
+Files are streamed in blocks by :func:`sepkit.separation.stream_file`, beside separate.py's code.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import torch
 
-from sepkit.audio import resample
+from sepkit.audio import check_audio, resample, to_channels_torch
 from sepkit.errors import SepkitError
 from sepkit.separator import Separator
 
@@ -38,15 +44,63 @@ def crossfade_window(length: int, kind: str) -> torch.Tensor:
     raise SepkitError(f"window={kind!r} must be one of {', '.join(WINDOWS)}")
 
 
-def covers_mixture(separator: Separator) -> bool:
-    """Whether the separator's targets add up to the mixture, as its training data said; checkpoints
-    from before that was recorded were trained on MUSDB-shaped data, where vocals + accompaniment or
-    the four stems do."""
-    run = (getattr(separator, "info", None) or {}).get("run", {})
-    if "covers_mixture" in run:
-        return bool(run["covers_mixture"])
-    targets = set(separator.targets)
-    return {"vocals", "accompaniment"} <= targets or {"vocals", "drums", "bass", "other"} <= targets
+def tile_stride(chunk: int, overlap: float) -> int:
+    """Samples between the starts of consecutive tiles of ``chunk`` samples sharing ``overlap``."""
+    if not 0.0 <= overlap <= 0.9:
+        raise SepkitError(f"overlap={overlap} must be in [0, 0.9]")
+    return max(1, int(round(chunk * (1.0 - overlap))))
+
+
+def chunk_starts(length: int, chunk: int, stride: int) -> list[int]:
+    """Start of each tile so that tiles of ``chunk`` samples, ``stride`` apart, cover ``length``."""
+    if length <= chunk:
+        return [0]
+    n = math.ceil((length - chunk) / stride) + 1
+    return [i * stride for i in range(n)]
+
+
+def tiled_apply(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    chunk: int,
+    overlap: float = 0.25,
+    window: str = "hann",
+    batch_size: int = 4,
+) -> torch.Tensor:
+    """Apply ``fn`` to overlapping tiles of ``x`` and cross-fade the results together.
+
+    Args:
+        fn: ``(batch, channels, chunk)`` to ``(batch, *shape, chunk)`` (e.g. ``shape`` = targets ×
+            channels); called with at most ``batch_size`` tiles at a time.
+        x: ``(channels, time)``.
+        chunk: tile length in samples (a signal shorter than that is one tile of its own length).
+        overlap: fraction of a tile shared with the next, in [0, 0.9].
+        window: cross-fade shape, ``hann`` or ``triangular``.
+        batch_size: tiles per call of ``fn``.
+
+    Returns:
+        ``(*shape, time)``, normalised by the summed cross-fade weights.
+    """
+    if batch_size < 1:
+        raise SepkitError(f"batch_size={batch_size} must be >= 1")
+    length = x.shape[-1]
+    starts = chunk_starts(length, chunk, tile_stride(chunk, overlap))
+    chunk = min(chunk, length)
+    padded = torch.nn.functional.pad(x, (0, starts[-1] + chunk - length))
+    weight = crossfade_window(chunk, window) if len(starts) > 1 else torch.ones(chunk)
+    weight = weight.to(x.device)
+    out = norm = None
+    for i in range(0, len(starts), batch_size):
+        batch_starts = starts[i : i + batch_size]
+        est = fn(torch.stack([padded[:, s : s + chunk] for s in batch_starts]))
+        if out is None:
+            out = torch.zeros(*est.shape[1:-1], padded.shape[-1], dtype=est.dtype, device=x.device)
+            norm = torch.zeros(padded.shape[-1], device=x.device)
+        for j, s in enumerate(batch_starts):
+            out[..., s : s + chunk] += est[j] * weight
+            norm[s : s + chunk] += weight
+    assert norm[:length].min() > 0, "overlap-add weights sum to zero"
+    return out[..., :length] / norm[:length]
 
 
 class SeparationEngine:
@@ -61,7 +115,7 @@ class SeparationEngine:
         wiener_iterations: multichannel Wiener EM iterations (0 = off, plain masking).
         device: ``cpu``, ``cuda`` or ``auto``.
         downmix: accept more than two channels by averaging them to mono.
-        block_seconds: block length of :meth:`separate_file` streaming.
+        block_seconds: block length when files are streamed (:func:`sepkit.separation.stream_file`).
     """
 
     def __init__(
@@ -78,8 +132,6 @@ class SeparationEngine:
         backend: str = "torch",
         onnx: str | None = None,
     ) -> None:
-        if not 0.0 <= overlap <= 0.9:
-            raise SepkitError(f"overlap={overlap} must be in [0, 0.9]")
         if batch_size < 1 or shifts < 0 or wiener_iterations < 0:
             raise SepkitError("batch_size must be >= 1, shifts and wiener_iterations >= 0")
         crossfade_window(4, window)
@@ -97,10 +149,8 @@ class SeparationEngine:
         self.downmix = downmix
         self.block_seconds = block_seconds
         self.estimate_masks = self._mask_stage(separator, backend, onnx)
-        sep = separator
-        self.covers_mixture = covers_mixture(sep)
-        self.chunk = (sep.patch_frames - 1) * sep.hop_length  # model-rate samples giving patch_frames frames
-        self.stride = max(1, int(round(self.chunk * (1.0 - overlap))))
+        self.chunk = (separator.patch_frames - 1) * separator.hop_length  # model-rate samples: patch_frames frames
+        self.stride = tile_stride(self.chunk, overlap)
 
     def _mask_stage(self, separator: Separator, backend: str, onnx: str | None):
         """``separator.estimate_masks``, or the same network exported to ONNX run by onnxruntime."""
@@ -131,39 +181,19 @@ class SeparationEngine:
 
     def check_audio(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Validate ``(channels, time)`` audio; returns it (downmixed if allowed and needed)."""
-        if audio.ndim != 2 or audio.shape[-1] == 0:
-            raise SepkitError("the audio is empty")
-        if not 8000 <= sample_rate <= 192000:
-            raise SepkitError(f"sample rate {sample_rate} Hz is outside 8-192 kHz")
-        if not torch.isfinite(audio).all():
-            raise SepkitError("the audio contains NaN or infinite samples")
-        if audio.shape[0] > 2:
-            if not self.downmix:
-                raise SepkitError(
-                    f"the audio has {audio.shape[0]} channels; sepkit takes mono or stereo (or downmix=true)"
-                )
-            audio = audio.mean(0, keepdim=True)
-        min_len = math.ceil(self.separator.n_fft * sample_rate / self.separator.sample_rate)
-        if audio.shape[-1] < min_len:
-            raise SepkitError(
-                f"the audio is {audio.shape[-1]} samples long, shorter than one STFT window ({min_len} samples here)"
-            )
-        return audio
+        min_samples = math.ceil(self.separator.n_fft * sample_rate / self.separator.sample_rate)
+        return check_audio(audio, sample_rate, min_samples, self.downmix)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def separate(self, mixture: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
         """Separate ``(channels, time)`` audio at ``sample_rate`` into ``{target: (channels, time)}``."""
         mixture = self.check_audio(mixture.float(), sample_rate)
         channels, length = mixture.shape
         sep = self.separator
-        x = mixture.to(self.device)
-        x = resample(x, sample_rate, sep.sample_rate)
-        if channels == 1 and sep.audio_channels == 2:
-            x = x.expand(2, -1)
-        est = self._separate_shifted(x)
-        if channels == 1 and sep.audio_channels == 2:
-            est = est.mean(dim=1, keepdim=True)
-        est = resample(est, sep.sample_rate, sample_rate)
+        model_channels = 2 if channels == 1 and sep.audio_channels == 2 else channels  # mono into a stereo model
+        x = resample(mixture.to(self.device), sample_rate, sep.sample_rate)
+        est = self._separate_shifted(to_channels_torch(x, model_channels))
+        est = resample(to_channels_torch(est, channels), sep.sample_rate, sample_rate)
         est = torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length].cpu()
         return {t: est[i] for i, t in enumerate(self.targets)}
 
@@ -180,31 +210,12 @@ class SeparationEngine:
         return total / self.shifts
 
     def chunk_starts(self, length: int) -> list[int]:
-        """Start of each chunk so that chunks of :attr:`chunk` samples cover ``length``."""
-        if length <= self.chunk:
-            return [0]
-        n = math.ceil((length - self.chunk) / self.stride) + 1
-        return [i * self.stride for i in range(n)]
+        """Start of each model-rate tile of :attr:`chunk` samples covering ``length``."""
+        return chunk_starts(length, self.chunk, self.stride)
 
     def _separate_chunked(self, x: torch.Tensor) -> torch.Tensor:
         """``(channels, time)`` at the model rate to ``(targets, channels, time)`` by overlap-add."""
-        channels, length = x.shape
-        starts = self.chunk_starts(length)
-        chunk = self.chunk if length > self.chunk else length
-        padded = torch.nn.functional.pad(x, (0, starts[-1] + chunk - length))
-        weight = crossfade_window(chunk, self.window) if len(starts) > 1 else torch.ones(chunk)
-        weight = weight.to(x.device)
-        out = torch.zeros(len(self.targets), channels, padded.shape[-1], device=x.device)
-        norm = torch.zeros(padded.shape[-1], device=x.device)
-        for i in range(0, len(starts), self.batch_size):
-            batch_starts = starts[i : i + self.batch_size]
-            batch = torch.stack([padded[:, s : s + chunk] for s in batch_starts])
-            est = self._separate_batch(batch)
-            for j, s in enumerate(batch_starts):
-                out[..., s : s + chunk] += est[j] * weight
-                norm[s : s + chunk] += weight
-        assert norm[:length].min() > 0, "overlap-add weights sum to zero"
-        return out[..., :length] / norm[:length]
+        return tiled_apply(self._separate_batch, x, self.chunk, self.overlap, self.window, self.batch_size)
 
     def _separate_batch(self, batch: torch.Tensor) -> torch.Tensor:
         """``(batch, channels, time)`` to ``(batch, targets, channels, time)``."""
@@ -212,54 +223,7 @@ class SeparationEngine:
         spec = sep.encode(batch)
         masks = self.estimate_masks(spec.abs())
         if self.wiener_iterations:
-            est_spec = self._wiener(masks * spec.abs().unsqueeze(1), spec)
+            est_spec = sep.wiener(masks, spec, self.wiener_iterations)
         else:
             est_spec = sep.apply_masks(masks, spec)
         return sep.decode(est_spec, batch.shape[-1])
-
-    def _wiener(self, magnitudes: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
-        """Multichannel Wiener refinement of ``(batch, targets, channels, freq, frames)`` magnitudes."""
-        from openunmix.filtering import wiener
-
-        out = []
-        for mags, mix in zip(magnitudes, spec, strict=True):
-            targets = mags.permute(3, 2, 1, 0).double()  # (frames, freq, channels, targets)
-            mix_ri = torch.view_as_real(mix.permute(2, 1, 0)).double()  # (frames, freq, channels, 2)
-            # a residual source absorbs what the targets leave out (e.g. targets=[vocals])
-            y = wiener(targets, mix_ri, iterations=self.wiener_iterations, residual=not self.covers_mixture)
-            y = y[..., : mags.shape[0]]  # (frames, freq, channels, 2, targets)
-            out.append(torch.view_as_complex(y.permute(4, 2, 1, 0, 3).contiguous()).to(spec.dtype))
-        return torch.stack(out)
-
-    def separate_file(self, path: str | Path) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-        """Stream a file: yield ``(sample_rate, {target: (time, channels)})`` blocks in order.
-
-        Each block of ``block_seconds`` is separated together with up to 4 s of context on both
-        sides; the first ``context`` samples of a block are cross-faded with the previous block's
-        estimate of them, so there is no seam and memory stays bounded whatever the file's length.
-        """
-        try:
-            f = sf.SoundFile(str(path))
-        except Exception as err:
-            raise SepkitError(f"cannot read {path}: {err}") from None
-        with f:
-            rate, total = f.samplerate, f.frames
-            if total <= 0:
-                raise SepkitError(f"{path} is empty")
-            block = max(int(self.block_seconds * rate), 1)
-            context = min(block // 4, int(4.0 * rate))
-            carry: dict[str, np.ndarray] | None = None
-            for pos in range(0, total, block):
-                start, end = max(0, pos - context), min(total, pos + block + context)
-                f.seek(start)
-                audio = torch.from_numpy(np.ascontiguousarray(f.read(end - start, dtype="float32", always_2d=True).T))
-                est = {t: v.numpy().T for t, v in self.separate(audio, rate).items()}
-                own = {t: v[pos - start : min(pos + block, total) - start].copy() for t, v in est.items()}
-                if carry is not None:
-                    for t, prev in carry.items():
-                        n = min(len(prev), len(own[t]))
-                        fade = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
-                        own[t][:n] = prev[:n] * (1.0 - fade) + own[t][:n] * fade
-                nxt = pos + block
-                carry = {t: v[nxt - start : end - start].copy() for t, v in est.items()} if nxt < total else None
-                yield rate, own

@@ -1,4 +1,9 @@
-"""``separate_files(cfg)``: turn audio files into stems with the inference engine."""
+"""``separate_files(cfg)``: turn audio files into stems with the inference engine.
+
+Files are streamed (:func:`stream_file`): read, separated and written block by block, so memory
+does not grow with a file's length, and each block's stems are written by a second thread while
+the next block is separated.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from sepkit.audio import resample
+from sepkit.audio import probe, read, resample
 from sepkit.checkpoint import load_separator
 from sepkit.errors import SepkitError
 from sepkit.inference import SeparationEngine
@@ -102,6 +108,33 @@ class StemWriter:
                 tmp.unlink(missing_ok=True)
 
 
+def stream_file(engine: SeparationEngine, path: str | Path) -> Iterator[dict[str, np.ndarray]]:
+    """Separate a file block by block: yields ``{target: (time, channels)}`` blocks in order.
+
+    Each block of ``engine.block_seconds`` is separated together with up to 4 s of context on both
+    sides; the first ``context`` samples of a block are cross-faded with the previous block's
+    estimate of them, so there is no seam and memory stays bounded whatever the file's length.
+    """
+    info = probe(path, engine.downmix)
+    rate, total = info.samplerate, info.frames
+    block = max(int(engine.block_seconds * rate), 1)
+    context = min(block // 4, int(4.0 * rate))
+    carry: dict[str, np.ndarray] | None = None
+    for pos in range(0, total, block):
+        start, end = max(0, pos - context), min(total, pos + block + context)
+        audio, _ = read(path, start, end - start)
+        est = {t: v.numpy().T for t, v in engine.separate(audio, rate).items()}
+        own = {t: v[pos - start : min(pos + block, total) - start].copy() for t, v in est.items()}
+        if carry is not None:
+            for t, prev in carry.items():
+                n = min(len(prev), len(own[t]))
+                fade = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
+                own[t][:n] = prev[:n] * (1.0 - fade) + own[t][:n] * fade
+        nxt = pos + block
+        carry = {t: v[nxt - start : end - start].copy() for t, v in est.items()} if nxt < total else None
+        yield own
+
+
 def separate_file(
     engine: SeparationEngine,
     path: Path,
@@ -123,13 +156,8 @@ def separate_file(
             log.info("skipping %s: outputs exist in %s (overwrite=true to redo)", path.name, dest)
             return None
         raise SepkitError(f"{existing[0]} already exists (but not every stem does); overwrite=true replaces it")
-    try:
-        info = sf.info(str(path))
-    except Exception as err:
-        raise SepkitError(f"cannot read it as audio ({str(err).splitlines()[0]})") from None
-    if info.frames <= 0:
-        raise SepkitError("it is empty (no samples)")
-    channels = 1 if info.channels > 2 and engine.downmix else info.channels
+    info = probe(path, engine.downmix)
+    channels = 1 if info.channels > 2 else info.channels
     if dest.exists() and not dest.is_dir():
         raise SepkitError(f"{dest} exists and is not a folder")
     dest.mkdir(parents=True, exist_ok=True)
@@ -137,12 +165,18 @@ def separate_file(
     writer = None
     try:
         writer = StemWriter(outputs, info.samplerate, channels, fmt, subtype)
-        done = 0
-        for _, block in engine.separate_file(path):
-            writer.write(block)
-            done += len(next(iter(block.values())))
-            if progress is not None:
-                progress(done / info.frames)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # writes block k while block k + 1 is separated
+            pending = None
+            done = 0
+            for block in stream_file(engine, path):
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(writer.write, block)
+                done += len(next(iter(block.values())))
+                if progress is not None:
+                    progress(done / info.frames)
+            if pending is not None:
+                pending.result()
     except sf.LibsndfileError as err:  # truncated / corrupt data, or an unwritable output
         if writer is not None:
             writer.close(commit=False)
@@ -166,9 +200,8 @@ def plot_file(
     import matplotlib.pyplot as plt
 
     sep = engine.separator
-    with sf.SoundFile(str(path)) as f:
-        audio = torch.from_numpy(f.read(int(seconds * f.samplerate), dtype="float32", always_2d=True).T.copy())
-        rate = f.samplerate
+    rate = probe(path, downmix=True).samplerate
+    audio, _ = read(path, 0, int(seconds * rate))
     audio = resample(audio.mean(0, keepdim=True), rate, sep.sample_rate).expand(sep.audio_channels, -1)
     with torch.no_grad():
         spec = sep.encode(audio.unsqueeze(0).to(engine.device))

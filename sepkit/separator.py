@@ -1,7 +1,7 @@
 """The Separator: the one object users train, save and load.
 
     resample ▶ STFT ▶ magnitude ▶ mask network ▶ masks (batch, targets, channels, freq, frames)
-             ▶ × mixture STFT ▶ iSTFT ▶ resample
+             ▶ × mixture STFT (or multichannel Wiener) ▶ iSTFT ▶ resample
 
 It knows nothing about Lightning or datasets. Each stage is a method a subclass may override.
 Signals of any length and rate go through :class:`sepkit.inference.SeparationEngine`, which
@@ -52,6 +52,13 @@ def extend_masks(masks: torch.Tensor, n_freq: int, rule: str) -> torch.Tensor:
     return torch.cat([masks, fill.expand(*masks.shape[:-2], missing, masks.shape[-1])], dim=-2)
 
 
+def default_covers_mixture(targets: Sequence[str]) -> bool:
+    """Whether targets add up to the mixture when nothing else says so: MUSDB's vocals +
+    accompaniment, or its four stems."""
+    names = set(targets)
+    return {"vocals", "accompaniment"} <= names or {"vocals", "drums", "bass", "other"} <= names
+
+
 class Separator(nn.Module):
     """Mask-based spectrogram separator around a swappable mask network.
 
@@ -99,6 +106,10 @@ class Separator(nn.Module):
         self.stft, self.istft = make_stft_pair(n_fft, hop_length)
         self.net = net(n_targets=len(self.targets), audio_channels=audio_channels)
         self.config: dict[str, Any] = {}
+        # Whether the targets add up to the mixture (set from the training data by train.py). The
+        # Wiener stage then shares the mixture among the targets alone; otherwise a residual
+        # source takes what the targets leave out.
+        self.covers_mixture = default_covers_mixture(self.targets)
 
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """``(batch, channels, time)`` waveform to complex ``(batch, channels, freq, frames)``."""
@@ -112,6 +123,21 @@ class Separator(nn.Module):
     def apply_masks(self, masks: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
         """Masked mixture spectrograms ``(batch, targets, channels, freq, frames)``."""
         return masks * spec.unsqueeze(1)
+
+    def wiener(self, masks: torch.Tensor, spec: torch.Tensor, iterations: int) -> torch.Tensor:
+        """Multichannel Wiener refinement (``openunmix.filtering.wiener``) of the masked magnitudes:
+        complex ``(batch, targets, channels, freq, frames)`` estimates, like :meth:`apply_masks`."""
+        from openunmix.filtering import wiener
+
+        magnitudes = masks * spec.abs().unsqueeze(1)
+        out = []
+        for mags, mix in zip(magnitudes, spec, strict=True):
+            targets = mags.permute(3, 2, 1, 0).double()  # (frames, freq, channels, targets)
+            mix_ri = torch.view_as_real(mix.permute(2, 1, 0)).double()  # (frames, freq, channels, 2)
+            y = wiener(targets, mix_ri, iterations=iterations, residual=not self.covers_mixture)
+            y = y[..., : mags.shape[0]]  # (frames, freq, channels, 2, targets), without the residual
+            out.append(torch.view_as_complex(y.permute(4, 2, 1, 0, 3).contiguous()).to(spec.dtype))
+        return torch.stack(out)
 
     def decode(self, spec: torch.Tensor, length: int) -> torch.Tensor:
         """Complex ``(..., freq, frames)`` back to ``(..., length)`` waveforms."""
@@ -164,6 +190,7 @@ class Separator(nn.Module):
             "max_bins": self.max_bins,
             "patch_frames": self.patch_frames,
             "name": self.name,
+            "covers_mixture": self.covers_mixture,
         }
 
 

@@ -137,6 +137,7 @@ def train(cfg: DictConfig) -> float | None:
     datamodule.write_splits(out_dir / "splits.json")
     if not ckpt_path and (used := separator.fit_input_statistics(datamodule.train_mixtures())):
         log.info("input scaler of %s set from the %d training tracks", type(separator.net).__name__, used)
+    separator.covers_mixture = datamodule.covers_mixture
     system.run_info = {
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "data_root": str(Path(datamodule.root).resolve()),

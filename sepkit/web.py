@@ -18,6 +18,7 @@ from typing import Any
 import soundfile as sf
 from omegaconf import DictConfig, OmegaConf
 
+from sepkit.audio import probe
 from sepkit.errors import SepkitError
 from sepkit.inference import SeparationEngine
 from sepkit.separation import output_subtype, plot_file, separate_file
@@ -85,18 +86,11 @@ class WebSeparator:
             raise SepkitError("the file is empty")
         if size > self.max_bytes:
             raise SepkitError(f"the file is {size / 2**20:.0f} MB; the limit is {self.max_bytes / 2**20:.0f} MB")
-        try:
-            info = sf.info(str(path))
-        except Exception:
-            raise SepkitError("the file is not audio we can read (corrupt, or not mp3/wav/flac/ogg)") from None
-        if info.frames <= 0:
-            raise SepkitError("the file holds no audio")
+        info = probe(path, self.engine.downmix)
         if info.frames / info.samplerate > self.max_seconds:
             raise SepkitError(
                 f"the song is {info.frames / info.samplerate / 60:.1f} minutes; the limit is {self.max_seconds / 60:g}"
             )
-        if info.channels > 2 and not self.engine.downmix:
-            raise SepkitError(f"the file has {info.channels} channels; upload mono or stereo audio")
         return info
 
     def __call__(self, upload: str | Path, original_name: str | None = None, progress=None) -> dict[str, Any]:

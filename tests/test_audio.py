@@ -1,12 +1,15 @@
-"""Resampling through intermediate rates matches torchaudio's direct route."""
+"""The audio module: resampling routes and pieces, probing files and validating signals."""
 
 import math
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import torchaudio
 
-from sepkit.audio import resample, resample_route, step_cost
+from sepkit.audio import check_audio, probe, resample, resample_route, resample_step, step_cost
+from sepkit.errors import SepkitError
 
 
 @pytest.mark.parametrize(("orig", "new"), [(44100, 8192), (8192, 44100), (48000, 16000), (22050, 44100)])
@@ -28,3 +31,33 @@ def test_chained_resampling_equals_the_direct_route(orig: int, new: int) -> None
         inner = slice(new // 4, -new // 4)  # the edges depend on the padding of each step
         error = (ours[..., inner] - direct[..., inner]).pow(2).sum() / direct[..., inner].pow(2).sum()
         assert 10 * math.log10(error) < -40, freq
+
+
+@pytest.mark.parametrize(
+    ("orig", "new"), [(44100, 16800), (16800, 17920), (8192, 17920), (16800, 44100), (48000, 44100)]
+)
+@pytest.mark.parametrize("length", [5000, 123457])
+def test_resampling_in_pieces_equals_one_piece(orig: int, new: int, length: int) -> None:
+    x = torch.randn(3, length)
+    whole = torchaudio.transforms.Resample(orig, new, lowpass_filter_width=6, rolloff=0.99)(x)
+    for piece in (700, 4096):
+        pieces = resample_step(x, orig, new, piece=piece)
+        assert pieces.shape == whole.shape
+        assert torch.allclose(pieces, whole, atol=1e-6)
+
+
+def test_probe_and_check_audio_say_what_is_wrong(tmp_path) -> None:
+    (tmp_path / "junk.wav").write_bytes(b"RIFF not audio" * 20)
+    with pytest.raises(SepkitError, match="cannot read it as audio"):
+        probe(tmp_path / "junk.wav")
+    sf.write(tmp_path / "six.wav", np.zeros((100, 6), np.float32), 8000)
+    with pytest.raises(SepkitError, match="6 channels"):
+        probe(tmp_path / "six.wav")
+    assert probe(tmp_path / "six.wav", downmix=True).channels == 6
+    with pytest.raises(SepkitError, match="NaN"):
+        check_audio(torch.full((2, 100), float("nan")), 8000)
+    with pytest.raises(SepkitError, match="outside"):
+        check_audio(torch.zeros(2, 100), 4000)
+    with pytest.raises(SepkitError, match="shorter than one STFT window"):
+        check_audio(torch.zeros(2, 100), 8000, min_samples=1024)
+    assert check_audio(torch.ones(6, 100), 8000, downmix=True).shape == (1, 100)

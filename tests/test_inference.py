@@ -6,8 +6,9 @@ import soundfile as sf
 import torch
 
 from sepkit.errors import SepkitError
-from sepkit.inference import SeparationEngine, crossfade_window
+from sepkit.inference import SeparationEngine, chunk_starts, crossfade_window, tiled_apply
 from sepkit.models.base import MaskNet
+from sepkit.separation import stream_file
 from sepkit.separator import build_separator
 from tests.test_separator import PAPER
 
@@ -115,9 +116,9 @@ def test_streaming_matches_in_memory(tmp_path) -> None:
     path = tmp_path / "song.wav"
     sf.write(path, audio, rate, subtype="FLOAT")
     engine = SeparationEngine(sep, block_seconds=7.0)
-    blocks = list(engine.separate_file(path))
+    blocks = list(stream_file(engine, path))
     assert len(blocks) == 4
-    streamed = np.concatenate([b["vocals"] for _, b in blocks])
+    streamed = np.concatenate([b["vocals"] for b in blocks])
     assert streamed.shape == audio.shape
     whole = engine.separate(torch.from_numpy(audio.T.copy()), rate)["vocals"].numpy().T
     assert np.mean((streamed - whole) ** 2) < 0.01 * np.mean(whole**2)
@@ -140,3 +141,25 @@ def test_wiener_with_a_single_target_does_not_return_the_mixture() -> None:
     mix = torch.randn(2, 20000) * 0.1
     out = SeparationEngine(sep, wiener_iterations=2).separate(mix, 8192)["vocals"]
     assert torch.mean((out - mix) ** 2) > 0.01 * torch.mean(mix**2)
+
+
+@pytest.mark.parametrize(
+    ("length", "chunk", "overlap", "batch_size"), [(1000, 128, 0.25, 3), (77, 128, 0.5, 1), (5000, 999, 0.0, 4)]
+)
+def test_tiled_apply_invariants(length: int, chunk: int, overlap: float, batch_size: int) -> None:
+    x = torch.randn(2, length)
+    seen: list[torch.Tensor] = []
+
+    def fn(tiles: torch.Tensor) -> torch.Tensor:
+        assert tiles.shape[0] <= batch_size and tiles.shape[1:] == (2, min(chunk, length))
+        seen.extend(tiles)
+        return torch.stack([tiles, 2 * tiles], dim=1)  # (batch, 2 "targets", channels, chunk)
+
+    out = tiled_apply(fn, x, chunk, overlap, "hann", batch_size)
+    assert out.shape == (2, 2, length)  # the input's length, whatever the tiling
+    assert torch.allclose(out[0], x, atol=1e-5) and torch.allclose(out[1], 2 * x, atol=1e-5)
+    starts = chunk_starts(length, chunk, max(1, round(chunk * (1 - overlap))))
+    assert len(seen) == len(starts)
+    padded = torch.nn.functional.pad(x, (0, chunk))
+    for tile, start in zip(seen, starts, strict=True):  # each tile is the signal there, zeros after its end
+        assert torch.equal(tile, padded[:, start : start + tile.shape[-1]])

@@ -54,7 +54,7 @@ def test_page_stems_equal_separate_py(tmp_path, tiny_ckpt, song, web) -> None:
     ("make", "needle"),
     [
         (lambda p: p.write_bytes(b""), "empty"),
-        (lambda p: p.write_bytes(b"ID3 not really an mp3" * 10), "not audio we can read"),
+        (lambda p: p.write_bytes(b"ID3 not really an mp3" * 10), "cannot read it as audio"),
         (lambda p: sf.write(p, np.zeros((44100 * 40, 2)), 44100, format="MP3"), "limit is 0.5"),
         (lambda p: p.write_bytes(b"\0" * (2 * 2**20)), "limit is 1 MB"),
     ],
