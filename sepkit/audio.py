@@ -190,7 +190,7 @@ def read(path: str | Path, start: int = 0, frames: int = -1) -> tuple[torch.Tens
             rate = f.samplerate
     except sf.LibsndfileError as err:
         raise SepkitError(f"cannot read {Path(path).name} ({str(err).splitlines()[0]})") from None
-    return torch.from_numpy(np.ascontiguousarray(audio.T)), rate
+    return torch.from_numpy(audio).T, rate  # a view: the time axis is strided, nothing is copied
 
 
 def check_audio(audio: torch.Tensor, rate: int, min_samples: int = 1, downmix: bool = False) -> torch.Tensor:

@@ -194,7 +194,9 @@ class SeparationEngine:
         x = resample(mixture.to(self.device), sample_rate, sep.sample_rate)
         est = self._separate_shifted(to_channels_torch(x, model_channels))
         est = resample(to_channels_torch(est, channels), sep.sample_rate, sample_rate)
-        est = torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length].cpu()
+        if est.shape[-1] < length:
+            est = torch.nn.functional.pad(est, (0, length - est.shape[-1]))
+        est = est[..., :length].cpu()
         return {t: est[i] for i, t in enumerate(self.targets)}
 
     def _separate_shifted(self, x: torch.Tensor) -> torch.Tensor:

@@ -95,8 +95,8 @@ class StemWriter:
             raise
 
     def write(self, block: dict[str, np.ndarray]) -> None:
-        for t, f in self.files.items():
-            f.write(np.clip(block[t], -1.0, 1.0))
+        for t, f in self.files.items():  # clipped into one C-ordered copy, the layout soundfile writes
+            f.write(np.clip(block[t], -1.0, 1.0, out=np.empty(block[t].shape, np.float32)))
 
     def close(self, commit: bool) -> None:
         for f in self.files.values():
@@ -124,7 +124,7 @@ def stream_file(engine: SeparationEngine, path: str | Path) -> Iterator[dict[str
         start, end = max(0, pos - context), min(total, pos + block + context)
         audio, _ = read(path, start, end - start)
         est = {t: v.numpy().T for t, v in engine.separate(audio, rate).items()}
-        own = {t: v[pos - start : min(pos + block, total) - start].copy() for t, v in est.items()}
+        own = {t: v[pos - start : min(pos + block, total) - start] for t, v in est.items()}  # views of est
         if carry is not None:
             for t, prev in carry.items():
                 n = min(len(prev), len(own[t]))
