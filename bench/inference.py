@@ -1,22 +1,22 @@
-"""Real-time factor and peak memory of streaming separation for 3- and 20-minute tracks.
+"""Real-time factor and peak memory of ``python separate.py`` for 3- and 20-minute tracks.
 
-Each measurement runs in a fresh process that separates a generated 44.1 kHz stereo 16-bit wav
-file (separate.py's streaming path, writing both stems) and reports its peak resident memory.
-The model is an untrained separator built from its config (speed and memory do not depend on
-the weights).
+Each measurement runs separate.py itself, as a fresh process, on a generated 44.1 kHz stereo 16-bit
+wav (both stems written as 16-bit wav), and reports the real-time factor separate.py prints, the
+whole process's wall time and its peak resident memory. The checkpoint is an untrained separator
+(speed and memory do not depend on the weights). Memory flat in track length means the 20-minute
+row's peak equals the 3-minute row's.
 
-    python -m bench.inference [--model unet_paper] [--minutes 3 20] [--device cpu|cuda]
+    python -m bench.inference [--model unet_paper] [--minutes 3 20] [--runs 3] [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
+import re
+import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,49 +35,39 @@ def make_track(path: Path, minutes: float) -> None:
             f.write(block[: int(minutes * 60 * RATE) - start])
 
 
-def child(model: str, path: str, out: str, threads: int, device: str) -> None:
-    import torch
+def separate_once(ckpt: str, track: Path, out: Path, threads: int, device: str) -> dict:
+    from bench.peers import timed
 
-    from bench.models import load_model_config
-    from sepkit.inference import SeparationEngine
-    from sepkit.separation import separate_file
-    from sepkit.separator import build_separator
-
-    torch.set_num_threads(threads)
-    separator = build_separator(load_model_config(model), ["vocals", "accompaniment"])
-    engine = SeparationEngine(separator, device=device)
-    start = time.perf_counter()
-    rtf = separate_file(engine, Path(path), Path(out), "wav", "PCM_16", overwrite=True)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    row = {"device": device, "rtf": rtf, "seconds": time.perf_counter() - start, "peak_rss_mb": peak_mb}
-    if device == "cuda":
-        row["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        row["gpu"] = torch.cuda.get_device_name()
-    print(json.dumps(row))
+    cmd = [sys.executable, "separate.py", f"ckpt={ckpt}", f"input={track}", f"output={out}", "overwrite=true"]
+    cmd += [f"engine.device={device}", f"hydra.run.dir={out}/hydra"]
+    output, wall, rss = timed(cmd, threads)
+    rtf = float(re.search(r"\(([\d.]+)x real time\)", output).group(1))
+    return {"rtf": rtf, "process_s": wall, "peak_rss_mb": rss}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="unet_paper")
     parser.add_argument("--minutes", type=float, nargs="*", default=[3.0, 20.0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per length; the median is reported")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", default="outputs/bench/inference.json")
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(args.model, args.child[0], args.child[1], args.threads, args.device)
-        return
+    from bench.peers import timed
+
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        prep, _, _ = timed([sys.executable, "-m", "bench.peers", "--child", "prepare", args.model, tmp])
+        ckpt = json.loads(prep.strip().splitlines()[-1])["ckpt"]
         for minutes in args.minutes:
             track = Path(tmp) / f"track_{minutes:g}min.wav"
             make_track(track, minutes)
-            cmd = [sys.executable, "-m", "bench.inference", "--model", args.model, "--threads", str(args.threads)]
-            cmd += ["--device", args.device]
-            result = subprocess.run([*cmd, "--child", str(track), tmp], capture_output=True, text=True, check=True)
-            row = {"model": args.model, "minutes": minutes, **json.loads(result.stdout.strip().splitlines()[-1])}
+            runs = [separate_once(ckpt, track, Path(tmp), args.threads, args.device) for _ in range(args.runs)]
+            row = {"model": args.model, "minutes": minutes, "device": args.device, "threads": args.threads}
+            row.update({k: statistics.median(r[k] for r in runs) for k in runs[0]})
             rows.append(row)
+            track.unlink()
             print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

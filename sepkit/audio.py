@@ -9,9 +9,9 @@ ratios (44.1 kHz → 16.8 → 17.92 → 8.192 kHz). Intermediates lie between tw
 higher one, so the band kept and the filter's edge are the direct route's (``python -m
 bench.resample`` measures the speed and the difference to the direct route).
 
-Long signals are resampled in pieces of about :data:`PIECE` input samples, each with enough
-neighbouring samples on both sides for the kernel's reach, so the result equals resampling the
-whole signal at once (the pieces start on the kernel's phase grid) while the buffers stay small
+Resampling streams: :class:`Resampler` takes a signal piece by piece and gives exactly what
+torchaudio gives for the whole signal (its kernels, its zero padding at both ends), and long
+signals are computed in pieces of about :data:`PIECE` input samples so the buffers stay small
 enough for the CPU's caches (``python -m bench.resample`` compares the ways).
 """
 
@@ -100,39 +100,101 @@ def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
     return torchaudio.transforms.Resample(orig, new, lowpass_filter_width=LOWPASS_WIDTH, rolloff=ROLLOFF)
 
 
-def resample_step(x: torch.Tensor, orig: int, new: int, piece: int = PIECE) -> torch.Tensor:
-    """One torchaudio resampling step over ``(..., time)``, piece by piece for long signals.
+class ResampleStep:
+    """One torchaudio resampling step fed piece by piece, giving exactly what torchaudio gives for
+    the whole signal at once.
 
-    Pieces start on multiples of the reduced input rate (where the kernel's phases restart) and
-    carry ``margin`` neighbouring samples on each side, more than the kernel reaches, so every
-    output sample sees the same inputs as when the whole signal is resampled at once.
+    torchaudio pads the signal with ``width`` zeros before and ``width + o`` after and convolves it
+    with ``n`` phase kernels at stride ``o`` (``o``/``n``: the reduced rates): output frame ``m``
+    (``n`` samples) reads inputs ``[m*o - width, m*o + width + o)``. This class keeps the inputs
+    that later frames still read, computes each frame once all its inputs have arrived (or at the
+    end, with torchaudio's zeros), in pieces of at most ``piece`` input samples.
     """
-    step = _resampler(orig, new).to(x.device)
-    if orig == new:
+
+    def __init__(self, orig: int, new: int, piece: int = PIECE) -> None:
+        resampler = _resampler(orig, new)
+        self.identity = orig == new
+        self.kernel, self.width = resampler.kernel, resampler.width
+        self.o, self.n = orig // resampler.gcd, new // resampler.gcd
+        self.piece_frames = max(1, piece // self.o)
+        self.buffer: torch.Tensor | None = None  # inputs from the next frame's first one on
+        self.received = self.emitted = 0
+
+    def output_length(self, length: int) -> int:
+        return length if self.identity else math.ceil(self.n * length / self.o)
+
+    def push(self, x: torch.Tensor, last: bool = False) -> torch.Tensor:
+        """Feed the next ``(..., time)`` samples; returns the outputs they complete (all at ``last``)."""
+        if self.identity:
+            return x
+        lead, rows = x.shape[:-1], math.prod(x.shape[:-1])
+        if self.buffer is None:
+            self.buffer = x.new_zeros(rows, 1, self.width)
+        self.received += x.shape[-1]
+        # the inputs still to read: buffer | x | (torchaudio's trailing zeros at the end), never
+        # concatenated whole: only the pieces that straddle two parts are copied
+        parts = [self.buffer, x.reshape(rows, 1, -1)]
+        if last:
+            parts.append(x.new_zeros(rows, 1, self.width + self.o))
+        bounds = [0]
+        for part in parts:
+            bounds.append(bounds[-1] + part.shape[-1])
+
+        def span(a: int, b: int) -> torch.Tensor:
+            pieces = [
+                part[..., max(a, lo) - lo : min(b, hi) - lo]
+                for part, lo, hi in zip(parts, bounds[:-1], bounds[1:], strict=True)
+                if max(a, lo) < min(b, hi)
+            ]
+            return pieces[0] if len(pieces) == 1 else torch.cat(pieces, -1)
+
+        reach = 2 * self.width + self.o
+        frames = max(0, (bounds[-1] - reach) // self.o + 1)
+        kernel = self.kernel.to(x.device, x.dtype)
+        out = x.new_empty(rows, frames, self.n)
+        for m in range(0, frames, self.piece_frames):
+            k = min(self.piece_frames, frames - m)
+            y = torch.nn.functional.conv1d(span(m * self.o, (m + k - 1) * self.o + reach), kernel, stride=self.o)
+            out[:, m : m + k] = y.transpose(1, 2)
+        self.buffer = (
+            span(frames * self.o, bounds[2]).clone() if bounds[2] > frames * self.o else x.new_zeros(rows, 1, 0)
+        )
+        out = out.reshape(rows, frames * self.n)
+        if last:
+            out = out[..., : self.output_length(self.received) - self.emitted]
+        self.emitted += out.shape[-1]
+        return out.reshape(*lead, out.shape[-1])
+
+
+class Resampler:
+    """Streaming resampling along :func:`resample_route`: ``push`` consecutive pieces of
+    ``(..., time)`` (``last=True`` with the final one) and get the output they complete; the
+    concatenated outputs equal :func:`resample` of the whole signal."""
+
+    def __init__(self, orig: int, new: int, piece: int = PIECE) -> None:
+        route = resample_route(int(orig), int(new))
+        self.steps = [ResampleStep(a, b, piece) for a, b in zip(route[:-1], route[1:], strict=True)]
+
+    def output_length(self, length: int) -> int:
+        """Samples the whole resampled signal has for ``length`` input samples."""
+        for step in self.steps:
+            length = step.output_length(length)
+        return length
+
+    def push(self, x: torch.Tensor, last: bool = False) -> torch.Tensor:
+        for step in self.steps:
+            x = step.push(x, last)
         return x
-    o, n = orig // step.gcd, new // step.gcd
-    piece = max(1, piece // o) * o
-    margin = (step.width // o + 2) * o
-    length = x.shape[-1]
-    if length <= piece + 2 * margin:
-        return step(x.contiguous())
-    total = math.ceil(n * length / o)
-    out = x.new_empty(*x.shape[:-1], total)
-    for start in range(0, length, piece):
-        lo, hi = max(0, start - margin), min(length, start + piece + margin)
-        y = step(x[..., lo:hi].contiguous())
-        skip, first = (start - lo) * n // o, start * n // o
-        keep = min(piece * n // o, total - first)
-        out[..., first : first + keep] = y[..., skip : skip + keep]
-    return out
+
+
+def resample_step(x: torch.Tensor, orig: int, new: int, piece: int = PIECE) -> torch.Tensor:
+    """One torchaudio resampling step over ``(..., time)``, computed in pieces (:class:`ResampleStep`)."""
+    return ResampleStep(orig, new, piece).push(x, last=True)
 
 
 def resample(x: torch.Tensor, orig: int, new: int) -> torch.Tensor:
     """Resample ``(..., time)`` from ``orig`` to ``new`` Hz on ``x``'s device (kernels built once)."""
-    route = resample_route(int(orig), int(new))
-    for a, b in zip(route[:-1], route[1:], strict=True):
-        x = resample_step(x, a, b)
-    return x
+    return Resampler(orig, new).push(x, last=True)
 
 
 def resample_np(x: np.ndarray, orig: int, new: int) -> np.ndarray:
@@ -190,31 +252,41 @@ def read(path: str | Path, start: int = 0, frames: int = -1) -> tuple[torch.Tens
             rate = f.samplerate
     except sf.LibsndfileError as err:
         raise SepkitError(f"cannot read {Path(path).name} ({str(err).splitlines()[0]})") from None
-    return torch.from_numpy(audio).T, rate  # a view: the time axis is strided, nothing is copied
+    return torch.from_numpy(np.ascontiguousarray(audio.T)), rate
 
 
-def check_audio(audio: torch.Tensor, rate: int, min_samples: int = 1, downmix: bool = False) -> torch.Tensor:
-    """Validate a ``(channels, time)`` signal to separate; returns it (averaged to mono when it has
-    more than two channels and ``downmix`` allows it).
+def check_stream(rate: int, channels: int, length: int, min_samples: int = 1, downmix: bool = False) -> None:
+    """Validate what a signal to separate declares: its rate, channels and length.
 
     Args:
-        audio: the signal.
         rate: its sample rate.
+        channels: its channel count (more than two only with ``downmix``).
+        length: its samples per channel.
         min_samples: shortest length accepted (one STFT window of the model, at ``rate``).
-        downmix: accept more than two channels.
+        downmix: accept more than two channels (they are averaged to mono).
     """
-    if audio.ndim != 2 or audio.shape[-1] == 0:
+    if length <= 0 or channels <= 0:
         raise SepkitError("the audio is empty")
     if not 8000 <= rate <= 192000:
         raise SepkitError(f"sample rate {rate} Hz is outside 8-192 kHz")
-    if not torch.isfinite(audio).all():
-        raise SepkitError("the audio contains NaN or infinite samples")
-    if audio.shape[0] > 2:
-        if not downmix:
-            raise SepkitError(f"the audio has {audio.shape[0]} channels; sepkit takes mono or stereo (or downmix=true)")
-        audio = audio.mean(0, keepdim=True)
-    if audio.shape[-1] < min_samples:
+    if channels > 2 and not downmix:
+        raise SepkitError(f"the audio has {channels} channels; sepkit takes mono or stereo (or downmix=true)")
+    if length < min_samples:
         raise SepkitError(
-            f"the audio is {audio.shape[-1]} samples long, shorter than one STFT window ({min_samples} samples here)"
+            f"the audio is {length} samples long, shorter than one STFT window ({min_samples} samples here)"
         )
-    return audio
+
+
+def check_finite(audio: torch.Tensor) -> None:
+    if not torch.isfinite(audio.sum()) and not torch.isfinite(audio).all():  # a finite sum is the fast path
+        raise SepkitError("the audio contains NaN or infinite samples")
+
+
+def check_audio(audio: torch.Tensor, rate: int, min_samples: int = 1, downmix: bool = False) -> torch.Tensor:
+    """Validate a ``(channels, time)`` signal to separate (:func:`check_stream`, finite samples);
+    returns it, averaged to mono when it has more than two channels and ``downmix`` allows it."""
+    if audio.ndim != 2:
+        raise SepkitError("the audio is empty")
+    check_stream(rate, audio.shape[0], audio.shape[-1], min_samples, downmix)
+    check_finite(audio)
+    return audio.mean(0, keepdim=True) if audio.shape[0] > 2 else audio

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from sepkit.audio import check_audio, resample, to_channels_torch
+from sepkit.audio import Resampler, check_audio, check_finite, check_stream, to_channels_torch
 from sepkit.errors import SepkitError
 from sepkit.separator import Separator
 
@@ -59,6 +59,78 @@ def chunk_starts(length: int, chunk: int, stride: int) -> list[int]:
     return [i * stride for i in range(n)]
 
 
+class TiledStream:
+    """:func:`tiled_apply` fed piece by piece: ``push`` the next ``(channels, time)`` samples of a
+    signal of known ``length`` and get the outputs no later tile touches any more; the
+    concatenated outputs equal :func:`tiled_apply` on the whole signal (same tiles, same batches,
+    same sums in the same order). Memory holds about one batch of tiles, whatever the length."""
+
+    def __init__(
+        self,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        length: int,
+        chunk: int,
+        overlap: float = 0.25,
+        window: str = "hann",
+        batch_size: int = 4,
+    ) -> None:
+        if batch_size < 1:
+            raise SepkitError(f"batch_size={batch_size} must be >= 1")
+        self.fn, self.length, self.batch_size = fn, length, batch_size
+        self.starts = chunk_starts(length, chunk, tile_stride(chunk, overlap))
+        self.chunk = min(chunk, length)
+        self.weight = crossfade_window(self.chunk, window) if len(self.starts) > 1 else torch.ones(self.chunk)
+        self.next_tile = 0
+        self.inputs: torch.Tensor | None = None  # samples from ``self.base`` on
+        self.base = 0
+        self.out: torch.Tensor | None = None  # overlap-add sums from ``self.done`` on
+        self.norm: torch.Tensor | None = None
+        self.done = 0
+
+    def push(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Feed the next samples; returns the outputs now final (``(*shape, time)``), or None."""
+        self.inputs = x if self.inputs is None else torch.cat([self.inputs, x], -1)
+        have = self.base + self.inputs.shape[-1]
+        if have > self.length:
+            raise ValueError(f"pushed {have} samples into a stream of {self.length}")
+        while self.next_tile < len(self.starts):
+            batch = self.starts[self.next_tile : self.next_tile + self.batch_size]
+            if min(batch[-1] + self.chunk, self.length) > have:
+                break
+            self._run(batch)
+            self.next_tile += len(batch)
+        final = self.starts[self.next_tile] if self.next_tile < len(self.starts) else self.length
+        keep_from = min(final, have)
+        self.inputs = self.inputs[..., keep_from - self.base :]
+        self.base = keep_from
+        if self.out is None or final <= self.done:
+            return None
+        n = final - self.done
+        assert self.norm[:n].min() > 0, "overlap-add weights sum to zero"
+        result = self.out[..., :n] / self.norm[:n]
+        self.out, self.norm, self.done = self.out[..., n:], self.norm[n:], final
+        return result
+
+    def _run(self, batch: list[int]) -> None:
+        tiles = []
+        for s in batch:
+            tile = self.inputs[..., s - self.base : s - self.base + self.chunk]
+            tiles.append(torch.nn.functional.pad(tile, (0, self.chunk - tile.shape[-1])))  # zeros past the end
+        est = self.fn(torch.stack(tiles))
+        weight = self.weight.to(est.device)
+        end = batch[-1] + self.chunk
+        if self.out is None:
+            self.out = est.new_zeros(*est.shape[1:-1], 0)
+            self.norm = weight.new_zeros(0)
+        grow = end - self.done - self.out.shape[-1]
+        if grow > 0:
+            self.out = torch.cat([self.out, self.out.new_zeros(*self.out.shape[:-1], grow)], -1)
+            self.norm = torch.cat([self.norm, self.norm.new_zeros(grow)])
+        for j, s in enumerate(batch):
+            self.out[..., s - self.done : s - self.done + self.chunk] += est[j] * weight
+            self.norm[s - self.done : s - self.done + self.chunk] += weight
+
+
 def tiled_apply(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -81,26 +153,7 @@ def tiled_apply(
     Returns:
         ``(*shape, time)``, normalised by the summed cross-fade weights.
     """
-    if batch_size < 1:
-        raise SepkitError(f"batch_size={batch_size} must be >= 1")
-    length = x.shape[-1]
-    starts = chunk_starts(length, chunk, tile_stride(chunk, overlap))
-    chunk = min(chunk, length)
-    padded = torch.nn.functional.pad(x, (0, starts[-1] + chunk - length))
-    weight = crossfade_window(chunk, window) if len(starts) > 1 else torch.ones(chunk)
-    weight = weight.to(x.device)
-    out = norm = None
-    for i in range(0, len(starts), batch_size):
-        batch_starts = starts[i : i + batch_size]
-        est = fn(torch.stack([padded[:, s : s + chunk] for s in batch_starts]))
-        if out is None:
-            out = torch.zeros(*est.shape[1:-1], padded.shape[-1], dtype=est.dtype, device=x.device)
-            norm = torch.zeros(padded.shape[-1], device=x.device)
-        for j, s in enumerate(batch_starts):
-            out[..., s : s + chunk] += est[j] * weight
-            norm[s : s + chunk] += weight
-    assert norm[:length].min() > 0, "overlap-add weights sum to zero"
-    return out[..., :length] / norm[:length]
+    return TiledStream(fn, x.shape[-1], chunk, overlap, window, batch_size).push(x)
 
 
 class SeparationEngine:
@@ -141,6 +194,8 @@ class SeparationEngine:
             raise SepkitError("device=cuda needs a CUDA GPU, none found; use device=cpu")
         self.device = torch.device(device)
         self.separator = separator.to(self.device).eval()
+        if self.device.type == "cpu":  # the U-Nets run 8-32 % faster on NHWC with oneDNN on a CPU
+            separator.net.to(memory_format=torch.channels_last)
         self.overlap = overlap
         self.window = window
         self.batch_size = batch_size
@@ -184,40 +239,22 @@ class SeparationEngine:
         min_samples = math.ceil(self.separator.n_fft * sample_rate / self.separator.sample_rate)
         return check_audio(audio, sample_rate, min_samples, self.downmix)
 
-    @torch.inference_mode()
     def separate(self, mixture: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
         """Separate ``(channels, time)`` audio at ``sample_rate`` into ``{target: (channels, time)}``."""
-        mixture = self.check_audio(mixture.float(), sample_rate)
-        channels, length = mixture.shape
-        sep = self.separator
-        model_channels = 2 if channels == 1 and sep.audio_channels == 2 else channels  # mono into a stereo model
-        x = resample(mixture.to(self.device), sample_rate, sep.sample_rate)
-        est = self._separate_shifted(to_channels_torch(x, model_channels))
-        est = resample(to_channels_torch(est, channels), sep.sample_rate, sample_rate)
-        if est.shape[-1] < length:
-            est = torch.nn.functional.pad(est, (0, length - est.shape[-1]))
-        est = est[..., :length].cpu()
+        mixture = mixture.float()
+        if mixture.ndim != 2:
+            raise SepkitError("the audio is empty")
+        stream = self.stream(sample_rate, mixture.shape[0], mixture.shape[-1])
+        est = stream.push(mixture.to(self.device), last=True).cpu()
         return {t: est[i] for i, t in enumerate(self.targets)}
 
-    def _separate_shifted(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.shifts:
-            return self._separate_chunked(x)
-        max_shift = self.separator.sample_rate // 2
-        gen = torch.Generator().manual_seed(0)
-        total = 0
-        for _ in range(self.shifts):
-            shift = int(torch.randint(0, max_shift, (1,), generator=gen))
-            padded = torch.nn.functional.pad(x, (shift, 0))
-            total = total + self._separate_chunked(padded)[..., shift:]
-        return total / self.shifts
+    def stream(self, sample_rate: int, channels: int, length: int) -> SeparationStream:
+        """A :class:`SeparationStream` for a signal of ``length`` samples that arrives in pieces."""
+        return SeparationStream(self, sample_rate, channels, length)
 
     def chunk_starts(self, length: int) -> list[int]:
         """Start of each model-rate tile of :attr:`chunk` samples covering ``length``."""
         return chunk_starts(length, self.chunk, self.stride)
-
-    def _separate_chunked(self, x: torch.Tensor) -> torch.Tensor:
-        """``(channels, time)`` at the model rate to ``(targets, channels, time)`` by overlap-add."""
-        return tiled_apply(self._separate_batch, x, self.chunk, self.overlap, self.window, self.batch_size)
 
     def _separate_batch(self, batch: torch.Tensor) -> torch.Tensor:
         """``(batch, channels, time)`` to ``(batch, targets, channels, time)``."""
@@ -229,3 +266,83 @@ class SeparationEngine:
         else:
             est_spec = sep.apply_masks(masks, spec)
         return sep.decode(est_spec, batch.shape[-1])
+
+
+class SeparationStream:
+    """One signal separated as it arrives, equal to separating it whole: ``push`` its
+    ``(channels, time)`` pieces at the input's rate (``last=True`` with the final one) and get
+    ``(targets, channels, time)`` stems for the samples they complete.
+
+    Resampling in (:class:`sepkit.audio.Resampler`), tiling (:class:`TiledStream`, one per
+    random-shift pass) and resampling out all stream exactly, so memory stays bounded by a batch
+    of tiles whatever the length, and pieces of any size give the same stems.
+    """
+
+    def __init__(self, engine: SeparationEngine, sample_rate: int, channels: int, length: int) -> None:
+        sep = engine.separator
+        min_samples = math.ceil(sep.n_fft * sample_rate / sep.sample_rate)
+        check_stream(sample_rate, channels, length, min_samples, engine.downmix)
+        self.channels = 1 if channels > 2 else channels
+        self.model_channels = 2 if self.channels == 1 and sep.audio_channels == 2 else self.channels
+        self.resample_in = Resampler(sample_rate, sep.sample_rate)
+        self.resample_out = Resampler(sep.sample_rate, sample_rate)
+        model_length = self.resample_in.output_length(length)
+        shifts = [0]
+        if engine.shifts:  # random-shift averaging: each pass sees the signal after `shift` zeros
+            gen = torch.Generator().manual_seed(0)
+            max_shift = sep.sample_rate // 2
+            shifts = [int(torch.randint(0, max_shift, (1,), generator=gen)) for _ in range(engine.shifts)]
+        self.passes = []
+        for shift in shifts:
+            tiles = TiledStream(
+                engine._separate_batch,
+                model_length + shift,
+                engine.chunk,
+                engine.overlap,
+                engine.window,
+                engine.batch_size,
+            )
+            self.passes.append({"tiles": tiles, "shift": shift, "skip": shift, "pending": []})
+        self.length, self.emitted, self.shape = length, 0, None
+
+    @torch.inference_mode()
+    def push(self, audio: torch.Tensor, last: bool = False) -> torch.Tensor:
+        check_finite(audio)
+        if audio.shape[0] > 2:
+            audio = audio.mean(0, keepdim=True)
+        x = self.resample_in.push(to_channels_torch(audio.float(), self.model_channels), last)
+        est = self._tiles(x)
+        if est is None:
+            if not last:
+                return audio.new_zeros(0, 0, 0)
+            est = x.new_zeros(*self.shape, 0)
+        self.shape = est.shape[:-1]
+        y = self.resample_out.push(to_channels_torch(est, self.channels), last)
+        y = y[..., : self.length - self.emitted]
+        if last and self.emitted + y.shape[-1] < self.length:
+            y = torch.nn.functional.pad(y, (0, self.length - self.emitted - y.shape[-1]))
+        self.emitted += y.shape[-1]
+        return y
+
+    def _tiles(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Model-rate stems final in every pass, averaged over the passes."""
+        for p in self.passes:
+            if p["shift"]:
+                x_p, p["shift"] = torch.cat([x.new_zeros(*x.shape[:-1], p["shift"]), x], -1), 0
+            else:
+                x_p = x
+            out = p["tiles"].push(x_p)
+            if out is not None:
+                drop = min(p["skip"], out.shape[-1])  # the shift's zeros
+                p["skip"] -= drop
+                if out.shape[-1] > drop:
+                    p["pending"].append(out[..., drop:])
+        ready = min(sum(o.shape[-1] for o in p["pending"]) for p in self.passes)
+        if not ready:
+            return None
+        total = 0
+        for p in self.passes:
+            joined = torch.cat(p["pending"], -1) if len(p["pending"]) > 1 else p["pending"][0]
+            total = total + joined[..., :ready]
+            p["pending"] = [joined[..., ready:]] if joined.shape[-1] > ready else []
+        return total / len(self.passes)

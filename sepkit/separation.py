@@ -1,8 +1,8 @@
 """``separate_files(cfg)``: turn audio files into stems with the inference engine.
 
-Files are streamed (:func:`stream_file`): read, separated and written block by block, so memory
-does not grow with a file's length, and each block's stems are written by a second thread while
-the next block is separated.
+Files are streamed (:func:`stream_file`): read, separated and written piece by piece, so memory
+does not grow with a file's length, and each piece's stems are written by a second thread while
+the next piece is separated.
 """
 
 from __future__ import annotations
@@ -109,30 +109,21 @@ class StemWriter:
 
 
 def stream_file(engine: SeparationEngine, path: str | Path) -> Iterator[dict[str, np.ndarray]]:
-    """Separate a file block by block: yields ``{target: (time, channels)}`` blocks in order.
+    """Separate a file as it is read: yields ``{target: (time, channels)}`` stems in order.
 
-    Each block of ``engine.block_seconds`` is separated together with up to 4 s of context on both
-    sides; the first ``context`` samples of a block are cross-faded with the previous block's
-    estimate of them, so there is no seam and memory stays bounded whatever the file's length.
+    The file is read ``engine.block_seconds`` at a time into one :class:`SeparationStream`, so
+    memory does not grow with the file's length, and the stems equal separating the whole file at
+    once (the stream resamples and tiles exactly; there are no block seams).
     """
     info = probe(path, engine.downmix)
     rate, total = info.samplerate, info.frames
+    stream = engine.stream(rate, info.channels, total)
     block = max(int(engine.block_seconds * rate), 1)
-    context = min(block // 4, int(4.0 * rate))
-    carry: dict[str, np.ndarray] | None = None
     for pos in range(0, total, block):
-        start, end = max(0, pos - context), min(total, pos + block + context)
-        audio, _ = read(path, start, end - start)
-        est = {t: v.numpy().T for t, v in engine.separate(audio, rate).items()}
-        own = {t: v[pos - start : min(pos + block, total) - start] for t, v in est.items()}  # views of est
-        if carry is not None:
-            for t, prev in carry.items():
-                n = min(len(prev), len(own[t]))
-                fade = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
-                own[t][:n] = prev[:n] * (1.0 - fade) + own[t][:n] * fade
-        nxt = pos + block
-        carry = {t: v[nxt - start : end - start].copy() for t, v in est.items()} if nxt < total else None
-        yield own
+        audio, _ = read(path, pos, min(block, total - pos))
+        est = stream.push(audio.to(engine.device), last=pos + block >= total).cpu()
+        if est.shape[-1]:
+            yield {t: est[i].numpy().T for i, t in enumerate(engine.targets)}
 
 
 def separate_file(
