@@ -48,6 +48,7 @@ def test_page_stems_equal_separate_py(tmp_path, tiny_ckpt, song, web) -> None:
         command_line, _ = sf.read(tmp_path / "cli" / "My Song" / f"{target}.wav")
         np.testing.assert_array_equal(page, command_line)
     assert result["figure"].exists()
+    assert result["realtime"] > 0 and result["elapsed"] > 0  # what the status line reports
 
 
 @pytest.mark.parametrize(
