@@ -24,6 +24,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from sepkit.audio import probe
 from sepkit.errors import SepkitError
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,9 @@ class TrackProblem(Exception):
 def header(path: str | Path) -> sf._SoundFileInfo:
     """A file's header (rate, frames, channels) or a :class:`TrackProblem` naming the file."""
     try:
-        info = sf.info(str(path))
-    except Exception as err:  # soundfile raises several types for corrupt files
-        raise TrackProblem(f"{Path(path).name} is unreadable ({str(err).strip() or type(err).__name__})") from None
-    if info.frames <= 0:
-        raise TrackProblem(f"{Path(path).name} is empty")
-    return info
+        return probe(path, downmix=True)  # channels are checked per track, by check_headers
+    except SepkitError as err:
+        raise TrackProblem(f"{Path(path).name} is unreadable: {err}") from None
 
 
 def check_headers(infos: dict[str, sf._SoundFileInfo]) -> tuple[int, int, int]:
