@@ -65,6 +65,9 @@ clean:
 bench: install
 	$(PY) -m bench.models
 	$(PY) -m bench.inference
+	$(PY) -m bench.resample
+	$(PY) -m bench.web
+	$(PY) -m bench.peers
 	$(PY) -m bench.data
 	$(PY) -m bench.loop
 
