@@ -81,8 +81,9 @@ SMALL = "model.net.channels=[4,8,8,8,8,8]"
         [SMALL, "model.net.input_scaling=log_stats"],
         ["model=openunmix", "loss=spec_mse", "model.sample_rate=8192", "model.net.hidden_size=16"],
         ["experiment=vocals_cpu", SMALL],
+        [SMALL, "model.net.mask_activation=relu"],
     ],
-    ids=["log_stats", "openunmix", "vocals_cpu"],
+    ids=["log_stats", "openunmix", "vocals_cpu", "relu_masks"],
 )
 def test_recipe_options_train_a_few_steps(overrides, tmp_path, tiny_root, cache_dir) -> None:
     args = [a for a in tiny_train_args(tmp_path, tiny_root, cache_dir) if not a.startswith("model.net.channels")]
@@ -90,6 +91,29 @@ def test_recipe_options_train_a_few_steps(overrides, tmp_path, tiny_root, cache_
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["global_steps"] == 2 and "val/si_sdr" in summary["best"]
+
+
+def paper_net(tmp_path, *overrides: str):
+    """The composed unet_paper mask network at small widths, as train.py would build it."""
+    cfg = make_cfg("model=unet_paper", SMALL, *overrides, tmp_path=tmp_path)
+    torch.manual_seed(0)
+    return build_separator(OmegaConf.to_container(cfg.model, resolve=True), ["vocals", "accompaniment"]).net
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "softplus"])
+def test_mask_activation_bounds_the_masks_or_not(activation, tmp_path) -> None:
+    overrides = [] if activation == "sigmoid" else [f"model.net.mask_activation={activation}"]
+    net = paper_net(tmp_path, *overrides).eval()
+    assert type(net.head[-1]).__name__.lower() == activation  # sigmoid by default: the paper unchanged
+    net.head[0].bias.data.fill_(3.0)  # a head that asks for more than the mixture in every bin
+    masks = net(torch.rand(2, 1, 64, 64))
+    assert masks.shape == (2, 2, 1, 64, 64) and masks.min() >= 0.0
+    assert (masks.max() <= 1.0) == (activation == "sigmoid")
+
+
+def test_unknown_mask_activation_fails_clearly(tmp_path) -> None:
+    with pytest.raises(SepkitError, match="mask_activation='tanh' must be one of sigmoid, relu, softplus"):
+        paper_net(tmp_path, "model.net.mask_activation=tanh")
 
 
 def test_quality_benchmark_runs_end_to_end(tmp_path, tiny_root, cache_dir) -> None:

@@ -1,10 +1,10 @@
 """The interface every mask network implements, and the U-Net wiring they share.
 
-A mask network maps a mixture magnitude ``(batch, channels, freq, frames)`` to masks in [0, 1]
-``(batch, targets, channels, freq, frames)``. The base class takes care of what all variants have
-in common: input normalisation, folding stereo channels into the batch for mono networks, padding
-freq × frames up to the network's multiple and cropping back, and splitting the output into
-targets × channels. A variant only supplies :meth:`MaskNet.body`.
+A mask network maps a mixture magnitude ``(batch, channels, freq, frames)`` to non-negative masks
+``(batch, targets, channels, freq, frames)``, in [0, 1] with the default sigmoid head. The base
+class takes care of what all variants have in common: input normalisation, folding stereo channels
+into the batch for mono networks, padding freq × frames up to the network's multiple and cropping
+back, and splitting the output into targets × channels. A variant only supplies :meth:`MaskNet.body`.
 
 Input scaling (``input_scaling``): ``peak`` divides each example by its maximum (Jansson et al.
 2017); ``stats`` standardises each frequency bin of the magnitude with the mean and deviation of
@@ -22,7 +22,17 @@ from torch import nn
 from sepkit.errors import SepkitError
 
 INPUT_SCALINGS = ("peak", "stats", "log_stats")
+# Last layer of a mask head: sigmoid masks lie in [0, 1]; relu and softplus masks are non-negative
+# and unbounded, so a target may get more than the mixture's magnitude in a bin (Open-Unmix's output).
+MASK_ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "softplus": nn.Softplus}
 LOG_FLOOR = 1e-4  # added to magnitudes before the log (-80 dB of a full-scale bin at n_fft 1024)
+
+
+def build_mask_activation(name: str) -> nn.Module:
+    """The module that ends a mask head, by its name in :data:`MASK_ACTIVATIONS`."""
+    if name not in MASK_ACTIVATIONS:
+        raise SepkitError(f"model.net.mask_activation={name!r} must be one of {', '.join(MASK_ACTIVATIONS)}")
+    return MASK_ACTIVATIONS[name]()
 
 
 class MaskNet(nn.Module):
@@ -105,7 +115,7 @@ class MaskNet(nn.Module):
             mag: mixture magnitude ``(batch, channels, freq, frames)``.
 
         Returns:
-            Masks in [0, 1], ``(batch, targets, channels, freq, frames)``.
+            Non-negative masks ``(batch, targets, channels, freq, frames)`` (in [0, 1] with a sigmoid head).
         """
         batch, channels, n_freq, n_frames = mag.shape
         if not self.fold_channels and channels != self.audio_channels:

@@ -6,6 +6,9 @@ Decoder: 5 × [ConvTranspose2d 5×5 stride 2, BatchNorm, ReLU] each followed by 
 the encoder output of the same resolution, dropout 0.5 on the first three; a last ConvTranspose2d
 5×5 stride 2 to one mask per target with a sigmoid. The network is mono: stereo channels are
 processed as separate batch items. Input magnitudes are scaled to [0, 1] per example.
+
+Options beyond the paper (defaults keep it): ``mask_activation`` ends the head with a ReLU or
+softplus instead of the sigmoid (unbounded masks).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from sepkit.models.base import ConcatSkip, UNet, conv_down, conv_up
+from sepkit.models.base import ConcatSkip, UNet, build_mask_activation, conv_down, conv_up
 
 
 class PaperUNet(UNet):
@@ -28,6 +31,7 @@ class PaperUNet(UNet):
         kernel_size: square kernel of every (transposed) convolution.
         dropout: dropout after the first ``dropout_layers`` decoder stages.
         dropout_layers: how many decoder stages get dropout.
+        mask_activation: ``sigmoid`` (the paper: masks in [0, 1]), ``relu`` or ``softplus``.
     """
 
     def __init__(
@@ -39,6 +43,7 @@ class PaperUNet(UNet):
         dropout: float = 0.5,
         dropout_layers: int = 3,
         input_scaling: str = "peak",
+        mask_activation: str = "sigmoid",
     ) -> None:
         channels = list(channels)
         super().__init__(n_targets, audio_channels, True, 2 ** len(channels), input_scaling)
@@ -56,4 +61,6 @@ class PaperUNet(UNet):
             decoder.append(ConcatSkip(nn.Sequential(*layers)))
             in_ch = 2 * skip_ch
         self.decoder = nn.ModuleList(decoder)
-        self.head = nn.Sequential(conv_up(in_ch, self.out_channels, kernel_size), nn.Sigmoid())
+        self.head = nn.Sequential(
+            conv_up(in_ch, self.out_channels, kernel_size), build_mask_activation(mask_activation)
+        )
