@@ -16,8 +16,9 @@ from functools import lru_cache
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import lfilter, resample_poly
+from scipy.signal import lfilter
 
+from sepkit.audio import resample_np
 from sepkit.data.realistic.score import Score, Syllable, VocalLine
 from sepkit.data.realistic.tools import espeak, pyworld
 from sepkit.data.synthetic import FORMANT_BW, FORMANT_GAIN, VOWELS, _additive, _bandpass_noise, _pan, midi_to_hz
@@ -40,7 +41,7 @@ def _speak(text: str, voice: str) -> np.ndarray:
         raise SepkitError(f"espeak-ng -v {voice} failed: {done.stderr.decode(errors='replace').strip()[:200]}")
     audio, rate = sf.read(io.BytesIO(done.stdout), dtype="float64")
     if rate != WORLD_SR:
-        audio = resample_poly(audio, WORLD_SR, rate)
+        audio = resample_np(audio.astype(np.float32), rate, WORLD_SR).astype(np.float64)
     loud = np.flatnonzero(np.abs(audio) > 0.01 * (np.abs(audio).max() + 1e-12))
     return audio[loud[0] : loud[-1] + 1] if len(loud) else audio
 
@@ -191,7 +192,7 @@ def sing(line: VocalLine, n: int, sr: int, rng: np.random.Generator, phonemes: s
         f0 = np.where(voiced, midi_to_hz(pitch), 0.0)
         env = np.maximum(_warp(env, tract) * (gain**2)[:, None], 1e-16)
         audio = world.synthesize(f0, np.ascontiguousarray(env), np.ascontiguousarray(aper), WORLD_SR, FRAME_MS)
-        audio = resample_poly(audio, sr, WORLD_SR) if sr != WORLD_SR else audio
+        audio = resample_np(audio.astype(np.float32), WORLD_SR, sr) if sr != WORLD_SR else audio
         start = round(t0 * sr)
         if line.breaths and rng.random() < 0.6:
             length = int(rng.uniform(0.15, 0.35) * sr)
