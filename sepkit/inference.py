@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -268,6 +269,20 @@ class SeparationEngine:
         return sep.decode(est_spec, batch.shape[-1])
 
 
+@dataclass
+class ShiftPass:
+    """One random-shift pass of a stream: its tiles see the signal after ``shift`` zeros."""
+
+    tiles: TiledStream
+    shift: int
+    zeros: int = -1  # zeros still to feed before the signal (set to ``shift`` on creation)
+    skip: int = -1  # outputs of those zeros still to drop
+    pending: list[torch.Tensor] = field(default_factory=list)  # outputs not yet averaged
+
+    def __post_init__(self) -> None:
+        self.zeros = self.skip = self.shift
+
+
 class SeparationStream:
     """One signal separated as it arrives, equal to separating it whole: ``push`` its
     ``(channels, time)`` pieces at the input's rate (``last=True`` with the final one) and get
@@ -292,17 +307,20 @@ class SeparationStream:
             gen = torch.Generator().manual_seed(0)
             max_shift = sep.sample_rate // 2
             shifts = [int(torch.randint(0, max_shift, (1,), generator=gen)) for _ in range(engine.shifts)]
-        self.passes = []
-        for shift in shifts:
-            tiles = TiledStream(
-                engine._separate_batch,
-                model_length + shift,
-                engine.chunk,
-                engine.overlap,
-                engine.window,
-                engine.batch_size,
+        self.passes = [
+            ShiftPass(
+                TiledStream(
+                    engine._separate_batch,
+                    model_length + shift,
+                    engine.chunk,
+                    engine.overlap,
+                    engine.window,
+                    engine.batch_size,
+                ),
+                shift,
             )
-            self.passes.append({"tiles": tiles, "shift": shift, "skip": shift, "pending": []})
+            for shift in shifts
+        ]
         self.length, self.emitted, self.shape = length, 0, None
 
     @torch.inference_mode()
@@ -327,22 +345,20 @@ class SeparationStream:
     def _tiles(self, x: torch.Tensor) -> torch.Tensor | None:
         """Model-rate stems final in every pass, averaged over the passes."""
         for p in self.passes:
-            if p["shift"]:
-                x_p, p["shift"] = torch.cat([x.new_zeros(*x.shape[:-1], p["shift"]), x], -1), 0
-            else:
-                x_p = x
-            out = p["tiles"].push(x_p)
+            x_p = torch.cat([x.new_zeros(*x.shape[:-1], p.zeros), x], -1) if p.zeros else x
+            p.zeros = 0
+            out = p.tiles.push(x_p)
             if out is not None:
-                drop = min(p["skip"], out.shape[-1])  # the shift's zeros
-                p["skip"] -= drop
+                drop = min(p.skip, out.shape[-1])  # outputs of the shift's zeros
+                p.skip -= drop
                 if out.shape[-1] > drop:
-                    p["pending"].append(out[..., drop:])
-        ready = min(sum(o.shape[-1] for o in p["pending"]) for p in self.passes)
+                    p.pending.append(out[..., drop:])
+        ready = min(sum(o.shape[-1] for o in p.pending) for p in self.passes)
         if not ready:
             return None
         total = 0
         for p in self.passes:
-            joined = torch.cat(p["pending"], -1) if len(p["pending"]) > 1 else p["pending"][0]
+            joined = torch.cat(p.pending, -1) if len(p.pending) > 1 else p.pending[0]
             total = total + joined[..., :ready]
-            p["pending"] = [joined[..., ready:]] if joined.shape[-1] > ready else []
+            p.pending = [joined[..., ready:]] if joined.shape[-1] > ready else []
         return total / len(self.passes)
