@@ -82,6 +82,10 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
             "data.batch_size=16",
         ],
     ),
+    "vocals_cpu_l1": (
+        "experiment=vocals_cpu before issue #14: L1 loss, dropout 0.5, lr 1e-3",
+        ["experiment=vocals_cpu", "loss=spec_l1", "model.net.dropout=0.5", "optimizer.lr=1e-3"],
+    ),
     "vocals_cpu": ("sepkit experiment=vocals_cpu (the recipe for a CPU budget)", ["experiment=vocals_cpu"]),
 }
 DEFAULT_ENTRIES = ["openunmix", "paper", "vocals_cpu"]
