@@ -116,6 +116,7 @@ def test_unknown_mask_activation_fails_clearly(tmp_path) -> None:
         paper_net(tmp_path, "model.net.mask_activation=tanh")
 
 
+@pytest.mark.slow  # several train.py + evaluate.py processes; `make test-slow`
 def test_quality_benchmark_runs_end_to_end(tmp_path, tiny_root, cache_dir) -> None:
     out = tmp_path / "quality"
     data = [f"paths.root_dir={tmp_path}", f"paths.cache_dir={cache_dir}", f"data.root={tiny_root}"]
