@@ -204,20 +204,8 @@ def resample_np(x: np.ndarray, orig: int, new: int) -> np.ndarray:
     return resample(torch.from_numpy(np.ascontiguousarray(x)), orig, new).numpy()
 
 
-def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
-    """``(..., channels_in, time)`` to ``channels`` (1 or 2): mono is duplicated, stereo averaged."""
-    have = x.shape[-2]
-    if have == channels:
-        return x
-    if channels == 1:
-        return x.mean(axis=-2, keepdims=True)
-    if have == 1:
-        return np.repeat(x, channels, axis=-2)
-    raise ValueError(f"cannot convert {have} channels to {channels}")
-
-
 def to_channels_torch(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """:func:`to_channels` for ``(..., channels_in, time)`` tensors (mono is expanded, not copied)."""
+    """``(..., channels_in, time)`` to ``channels`` (1 or 2): stereo is averaged, mono expanded (not copied)."""
     have = x.shape[-2]
     if have == channels:
         return x
@@ -226,6 +214,13 @@ def to_channels_torch(x: torch.Tensor, channels: int) -> torch.Tensor:
     if have == 1:
         return x.expand(*x.shape[:-2], channels, x.shape[-1])
     raise ValueError(f"cannot convert {have} channels to {channels}")
+
+
+def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """:func:`to_channels_torch` for numpy arrays (mono is duplicated into a new array)."""
+    if x.shape[-2] == channels:
+        return x
+    return to_channels_torch(torch.from_numpy(x), channels).contiguous().numpy()
 
 
 def probe(path: str | Path, downmix: bool = False) -> sf._SoundFileInfo:

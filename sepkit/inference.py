@@ -8,12 +8,12 @@ Two layers, each usable alone:
   one tile with a positive weight; a function that returns its tile gives back the signal (up to
   float rounding); a tile never sees samples beyond the signal other than zero padding at the end.
 * :class:`SeparationEngine`: a trained :class:`Separator` applied to a signal of any length and
-  rate: validate (:func:`sepkit.audio.check_audio`), resample to the model's rate, tile, separate
-  each batch through the separator's own stages (``encode`` ▶ ``estimate_masks`` ▶ ``apply_masks``
-  or ``wiener`` ▶ ``decode``), optionally average random shifts, resample back. Output length ==
-  input length, at the input's rate.
+  rate: validate (:func:`sepkit.audio.check_stream`, :func:`sepkit.audio.check_finite`),
+  resample to the model's rate, tile, separate each batch through the separator's own stages
+  (``encode`` ▶ ``estimate_masks`` ▶ ``apply_masks`` or ``wiener`` ▶ ``decode``), optionally
+  average random shifts, resample back. Output length == input length, at the input's rate.
 
-Files are streamed in blocks by :func:`sepkit.separation.stream_file`, beside separate.py's code.
+Files are streamed exactly by :func:`sepkit.separation.stream_file`, beside separate.py's code.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from sepkit.audio import Resampler, check_audio, check_finite, check_stream, to_channels_torch
+from sepkit.audio import Resampler, check_finite, check_stream, to_channels_torch
 from sepkit.errors import SepkitError
 from sepkit.separator import Separator
 
@@ -234,11 +234,6 @@ class SeparationEngine:
     @property
     def targets(self) -> list[str]:
         return self.separator.targets
-
-    def check_audio(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        """Validate ``(channels, time)`` audio; returns it (downmixed if allowed and needed)."""
-        min_samples = math.ceil(self.separator.n_fft * sample_rate / self.separator.sample_rate)
-        return check_audio(audio, sample_rate, min_samples, self.downmix)
 
     def separate(self, mixture: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
         """Separate ``(channels, time)`` audio at ``sample_rate`` into ``{target: (channels, time)}``."""
