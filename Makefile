@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 # torch and torchaudio builds known to load together here; override for another platform/CUDA.
 TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
 ARGS ?=
+# What `make train` trains (conf/experiment/): builtin = the CPU recipe on the realistic built-in songs.
+EXPERIMENT ?= builtin
 
 .PHONY: install train test test-slow lint bench bench-quality serve clean ffmpeg browser-deps sound-deps
 
@@ -38,7 +40,7 @@ $(STAMP): pyproject.toml | ffmpeg sound-deps
 	touch $(STAMP)
 
 train: install
-	$(PY) train.py $(ARGS)
+	$(PY) train.py experiment=$(EXPERIMENT) $(ARGS)
 
 test: install
 	$(PY) -m pytest -m "not slow" $(ARGS)

@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The recipe's training changes that leave a network as it is (issue #14), for the seed variants.
+RECIPE = ["loss=spec_mse", "optimizer.lr=2e-3", "scheduler=budget_cosine"]
 # name -> (what it is, train.py overrides)
 ENTRIES: dict[str, tuple[str, list[str]]] = {
     "openunmix": (
@@ -50,15 +52,19 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     ),
     "paper": ("sepkit experiment=paper's model and loss (unet_paper, 8192 Hz)", ["model=unet_paper"]),
     "paper_tuned": (
-        "sepkit unet_paper + the recipe's training changes (log_stats input, budget cosine LR)",
-        ["model=unet_paper", "model.net.input_scaling=log_stats", "scheduler=budget_cosine"],
+        "sepkit unet_paper + the recipe's training changes (log_stats input, MSE, no dropout, lr 2e-3, budget cosine)",
+        ["model=unet_paper", *RECIPE, "model.net.input_scaling=log_stats", "model.net.dropout=0.0"],
     ),
     "simple": ("sepkit unet_simple (16 kHz, full band)", ["model=unet_simple"]),
     "simple_tuned": (
-        "sepkit unet_simple + the recipe's training changes",
-        ["model=unet_simple", "model.net.input_scaling=log_stats", "scheduler=budget_cosine"],
+        "sepkit unet_simple + the recipe's training changes (log_stats input, MSE, lr 2e-3, budget cosine)",
+        ["model=unet_simple", *RECIPE, "model.net.input_scaling=log_stats"],
     ),
     "stereo": ("sepkit unet_stereo (4 masks)", ["model=unet_stereo", "loss=mask_l1"]),
+    "stereo_tuned": (
+        "sepkit unet_stereo + the recipe's training changes (MSE, lr 2e-3, budget cosine)",
+        ["model=unet_stereo", *RECIPE],
+    ),
     "vocals_cpu_full": (
         "experiment=vocals_cpu at the paper's full widths (16-512 channels)",
         ["experiment=vocals_cpu", "model.net.channels=[16,32,64,128,256,512]"],

@@ -37,6 +37,7 @@ REAL = "data.source.generate"
 VARIANTS: dict[str, list[str]] = {
     "synthetic": ["data=synthetic"],
     "synthetic_real": ["data=synthetic_real"],
+    "builtin": ["experiment=builtin"],  # what make train trains: the CPU recipe on synthetic_real
     "no_samples": ["data=synthetic_real", f"{REAL}.instruments=additive"],
     "no_phonemes": ["data=synthetic_real", f"{REAL}.phonemes=formant"],
     "no_reverb": ["data=synthetic_real", f"{REAL}.reverb=false"],
@@ -86,9 +87,9 @@ def speed(tracks: int, seconds: float) -> dict:
 def transfer(variant: str, steps: int, real: Path, work: Path, extra: list[str]) -> dict:
     """Train ``variant`` for ``steps`` steps, evaluate it on the real clips; the two medians."""
     overrides = VARIANTS[variant]
-    if variant not in ("synthetic", "synthetic_real"):
+    if variant not in ("synthetic", "synthetic_real", "builtin"):
         overrides = [*overrides, f"data.root=${{paths.data_dir}}/sim2real_{variant}"]
-    if "data=synthetic_real" in overrides:
+    if "data=synthetic_real" in overrides or variant == "builtin":
         overrides = [*overrides, "data.source.workers=1"]  # one core: the songs do not depend on it
     run = work / variant
     shutil.rmtree(run, ignore_errors=True)

@@ -116,6 +116,34 @@ def test_unknown_mask_activation_fails_clearly(tmp_path) -> None:
         paper_net(tmp_path, "model.net.mask_activation=tanh")
 
 
+@pytest.mark.parametrize("variant", ["paper", "simple", "stereo"])
+def test_tuned_seed_variants_keep_their_architecture(variant, tmp_path) -> None:
+    """bench.quality's <variant>_tuned entries change training only: the same parameters, shape for shape."""
+    from bench.quality import ENTRIES, RECIPE
+
+    def shapes(name: str) -> dict[str, tuple[int, ...]]:
+        model = [o for o in ENTRIES[name][1] if o.startswith("model=")]
+        nets = [o for o in ENTRIES[name][1] if o.startswith("model.net.") and "input_scaling" not in o]
+        cfg = make_cfg(*model, *nets, tmp_path=tmp_path)
+        net = build_separator(OmegaConf.to_container(cfg.model, resolve=True), ["vocals", "accompaniment"]).net
+        skip = ("input_shift", "input_scale")  # the per-bin scaler a log_stats input adds, not the network
+        return {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.endswith(skip)}
+
+    assert set(RECIPE) <= set(ENTRIES[f"{variant}_tuned"][1])
+    assert shapes(f"{variant}_tuned") == shapes(variant)
+
+
+def test_make_train_trains_the_builtin_experiment(tmp_path) -> None:
+    """`make train` = the CPU recipe on the realistic built-in songs, stereo, within a time budget."""
+    assert "EXPERIMENT ?= builtin" in (ROOT / "Makefile").read_text()
+    cfg = make_cfg("experiment=builtin", tmp_path=tmp_path)
+    vocals_cpu = make_cfg("experiment=vocals_cpu", tmp_path=tmp_path)
+    assert cfg.data.source._target_.endswith("SyntheticRealSource")
+    assert OmegaConf.to_container(cfg.model, resolve=True) == OmegaConf.to_container(vocals_cpu.model, resolve=True)
+    assert cfg.model.audio_channels == 2 and cfg.data.batch_size == 4
+    assert cfg.trainer.max_time == "00:00:07:00" and cfg.trainer.max_epochs == -1
+
+
 @pytest.mark.slow  # several train.py + evaluate.py processes; `make test-slow`
 def test_quality_benchmark_runs_end_to_end(tmp_path, tiny_root, cache_dir) -> None:
     out = tmp_path / "quality"
