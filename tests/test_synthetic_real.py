@@ -183,3 +183,19 @@ def test_licenses_listed_and_clean() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
     deps = pyproject[pyproject.index("dependencies = [") : pyproject.index("]", pyproject.index("dependencies = ["))]
     assert "pyworld" in deps and "mido" in deps and "espeak" not in deps
+
+
+def test_generation_workers_run_after_the_parent_used_torch_threads(tmp_path: Path) -> None:
+    """train.py prepares data after torch has started its threads; forked workers must not hang."""
+    script = f"""
+import torch
+from sepkit.data.realistic import RealisticConfig, ensure
+torch.set_num_threads(2)
+torch.nn.functional.conv1d(torch.randn(4, 64, 20000), torch.randn(64, 64, 9))  # starts the thread pool
+cfg = RealisticConfig(tracks=2, seconds=3.0, seed=5, instruments="additive", phonemes="formant")
+ensure({str(tmp_path / "songs")!r}, cfg, workers=2)
+print("generated")
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "generated" in done.stdout, done.stderr[-2000:]
+    assert len(list((tmp_path / "songs").glob("*/*/mixture.wav"))) == 2

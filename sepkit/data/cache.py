@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sepkit.audio import resample_np, to_channels
+from sepkit.data.pool import worker_pool
 from sepkit.data.sources.base import TrackInfo, TrackSource
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,6 @@ def _store(source: TrackSource, track: TrackInfo, sample_rate: int, channels: in
 
 
 def _store_many(jobs: list[tuple]) -> int:
-    torch.set_num_threads(1)  # one process per core already
     for job in jobs:
         _store(*job)
     return len(jobs)
@@ -85,7 +83,7 @@ class TrackCache:
         columns = (TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with (
             Progress(*columns, console=Console(stderr=True), transient=True) as bar,
-            ProcessPoolExecutor(workers) as pool,
+            worker_pool(workers) as pool,
         ):
             task = bar.add_task("decode", total=len(jobs))
             for done in pool.map(_store_many, batches):

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from sepkit.data.pool import worker_pool
 from sepkit.errors import SepkitError
 
 STEMS = ("vocals", "drums", "bass", "other")
@@ -317,7 +317,7 @@ def generate(root: str | Path, cfg: SyntheticConfig, gen: Generator | None = Non
         for job in jobs:
             gen.write(*job)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with worker_pool(workers) as pool:
             list(pool.map(gen.write, *zip(*jobs, strict=True)))
     (tmp / MANIFEST).write_text(json.dumps({"generator_version": gen.version, **asdict(cfg)}, indent=2))
     tmp.rename(root)
