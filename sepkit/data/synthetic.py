@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -25,6 +26,8 @@ import soundfile as sf
 
 from sepkit.data.pool import worker_pool
 from sepkit.errors import SepkitError
+
+log = logging.getLogger(__name__)
 
 STEMS = ("vocals", "drums", "bass", "other")
 MANIFEST = "sepkit_synthetic.json"
@@ -313,6 +316,7 @@ def generate(root: str | Path, cfg: SyntheticConfig, gen: Generator | None = Non
         shutil.rmtree(tmp)
     jobs = [(tmp / subset / name, cfg.seed * 100_003 + i, cfg) for i, (subset, name) in enumerate(gen.names(cfg))]
     workers = max(1, min(len(jobs), workers or os.cpu_count() or 1))
+    log.info("generating %d songs of %g s into %s (%d processes, once)", len(jobs), cfg.seconds, root, workers)
     if workers == 1:
         for job in jobs:
             gen.write(*job)
