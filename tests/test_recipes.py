@@ -81,9 +81,10 @@ SMALL = "model.net.channels=[4,8,8,8,8,8]"
         [SMALL, "model.net.input_scaling=log_stats"],
         ["model=openunmix", "loss=spec_mse", "model.sample_rate=8192", "model.net.hidden_size=16"],
         ["experiment=vocals_cpu", SMALL],
+        ["experiment=stereo_cpu"],
         [SMALL, "model.net.mask_activation=relu"],
     ],
-    ids=["log_stats", "openunmix", "vocals_cpu", "relu_masks"],
+    ids=["log_stats", "openunmix", "vocals_cpu", "stereo_cpu", "relu_masks"],
 )
 def test_recipe_options_train_a_few_steps(overrides, tmp_path, tiny_root, cache_dir) -> None:
     args = [a for a in tiny_train_args(tmp_path, tiny_root, cache_dir) if not a.startswith("model.net.channels")]
