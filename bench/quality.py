@@ -95,7 +95,7 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "vocals_cpu": ("sepkit experiment=vocals_cpu (the recipe for a CPU budget)", ["experiment=vocals_cpu"]),
     "stereo_cpu": ("sepkit experiment=stereo_cpu (unet_stereo with the recipe's training)", ["experiment=stereo_cpu"]),
 }
-DEFAULT_ENTRIES = ["openunmix", "paper", "vocals_cpu"]
+DEFAULT_ENTRIES = ["openunmix", "paper", "vocals_cpu", "stereo_cpu"]
 
 
 def budget_string(seconds: float) -> str:
