@@ -87,9 +87,9 @@ def speed(tracks: int, seconds: float) -> dict:
 def transfer(variant: str, steps: int, real: Path, work: Path, extra: list[str]) -> dict:
     """Train ``variant`` for ``steps`` steps, evaluate it on the real clips; the two medians."""
     overrides = VARIANTS[variant]
-    if variant not in ("synthetic", "synthetic_real", "builtin"):
+    if any(o.startswith(REAL) for o in overrides):  # an ablation's songs get a folder of their own
         overrides = [*overrides, f"data.root=${{paths.data_dir}}/sim2real_{variant}"]
-    if "data=synthetic_real" in overrides or variant == "builtin":
+    if variant != "synthetic":  # every other variant renders synthetic_real songs
         overrides = [*overrides, "data.source.workers=1"]  # one core: the songs do not depend on it
     run = work / variant
     shutil.rmtree(run, ignore_errors=True)
