@@ -40,7 +40,8 @@ VARIANTS: dict[str, list[str]] = {
     "builtin": ["experiment=builtin"],  # what make train trains: the CPU recipe on synthetic_real
     "no_samples": ["data=synthetic_real", f"{REAL}.instruments=additive"],
     "no_phonemes": ["data=synthetic_real", f"{REAL}.phonemes=formant"],
-    "no_reverb": ["data=synthetic_real", f"{REAL}.reverb=false"],
+    "no_reverb": ["data=synthetic_real", f"{REAL}.reverb=0"],
+    "full_reverb": ["data=synthetic_real", f"{REAL}.reverb=1"],  # the default before 2026-11-23's ablation
     "no_compression": ["data=synthetic_real", f"{REAL}.compression=false", f"{REAL}.eq=false"],
     "no_variety": ["data=synthetic_real", f"{REAL}.variety=false"],
 }

@@ -135,13 +135,16 @@ def test_tuned_seed_variants_keep_their_architecture(variant, tmp_path) -> None:
 
 
 def test_make_train_trains_the_builtin_experiment(tmp_path) -> None:
-    """`make train` = the CPU recipe on the realistic built-in songs, stereo, within a time budget."""
+    """`make train` = the stereo CPU recipe on the realistic built-in songs, within a time budget."""
     assert "EXPERIMENT ?= builtin" in (ROOT / "Makefile").read_text()
     cfg = make_cfg("experiment=builtin", tmp_path=tmp_path)
-    vocals_cpu = make_cfg("experiment=vocals_cpu", tmp_path=tmp_path)
+    stereo_cpu = make_cfg("experiment=stereo_cpu", tmp_path=tmp_path)
     assert cfg.data.source._target_.endswith("SyntheticRealSource")
-    assert OmegaConf.to_container(cfg.model, resolve=True) == OmegaConf.to_container(vocals_cpu.model, resolve=True)
-    assert cfg.model.audio_channels == 2 and cfg.data.batch_size == 4
+    for group in ("model", "loss", "optimizer"):
+        ours, recipe = (OmegaConf.to_container(c[group], resolve=True) for c in (cfg, stereo_cpu))
+        assert ours == recipe, group
+    assert cfg.scheduler.scheduler._target_ == stereo_cpu.scheduler.scheduler._target_  # its budget: 7 min
+    assert cfg.model.audio_channels == 2 and cfg.data.source.generate.reverb == 0.3
     assert cfg.trainer.max_time == "00:00:07:00" and cfg.trainer.max_epochs == -1
 
 

@@ -73,21 +73,38 @@ def _quantised(stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: np.round(audio * scale) for name, audio in stems.items()}
 
 
-@pytest.mark.parametrize("reverb", [False, True])
-def test_each_stem_sounds_only_where_its_part_plays(reverb: bool) -> None:
-    """Drums play 0-1.5 s, piano 2.5-3.5 s, the singer 0.5-1.5 s, no bass: every stem follows its notes."""
-    seconds = 6.0
+def _score(seconds: float = 6.0) -> Score:
+    """Drums play 0-1.5 s, piano 2.5-3.5 s, the singer 0.5-1.5 s, no bass."""
     drums = Part("drums", 0, [Note(t, 0.1, p, 110) for t in np.arange(0, 1.5, 0.25) for p in (36, 42)], drums=True)
     piano = Part("other", 0, [Note(2.5, 1.0, p, 100) for p in (60, 64, 67)])
     sung = [Syllable(0.5 + 0.25 * i, 0.25, 64.0 + i, text) for i, text in enumerate(["la", "love", "night", "oh"])]
-    score = Score(seconds, 120.0, [drums, piano], [VocalLine("en-us+f2", sung)], [(0.0, seconds, frozenset(STEMS))])
-    stems = _quantised(render(score, 0, replace(TINY, seconds=seconds, reverb=reverb)))
+    return Score(seconds, 120.0, [drums, piano], [VocalLine("en-us+f2", sung)], [(0.0, seconds, frozenset(STEMS))])
+
+
+@pytest.mark.parametrize("reverb", [False, True])
+def test_each_stem_sounds_only_where_its_part_plays(reverb: bool) -> None:
+    """Every stem follows its notes (see ``_score``), plus the room's tail when there is one."""
+    seconds = 6.0
+    stems = _quantised(render(_score(seconds), 0, replace(TINY, seconds=seconds, reverb=reverb)))
     tail = 2.6 if reverb else 0.6  # room (up to 2.5 s) or note release + filters
     assert np.abs(stems["bass"]).max() == 0
     assert _frames_rms(stems["drums"], 0.0, 1.5) > 300 and np.abs(stems["drums"][int((1.6 + tail) * SR) :]).max() == 0
     assert np.abs(stems["other"][: int(2.5 * SR)]).max() == 0 and _frames_rms(stems["other"], 2.5, 3.5) > 300
     assert np.abs(stems["vocals"][: int(0.1 * SR)]).max() == 0 and _frames_rms(stems["vocals"], 0.6, 1.5) > 300
     assert np.abs(stems["vocals"][int((1.6 + tail) * SR) :]).max() == 0
+
+
+def test_reverb_is_a_send_scale() -> None:
+    """true/false are the full sends and none (the same datasets as before); between them, less room."""
+    assert RealisticConfig(reverb=True).reverb == 1.0 and RealisticConfig(reverb=False).reverb == 0.0
+    for bad in (-0.5, 10, "lots"):
+        with pytest.raises(SepkitError, match="data.source.generate.reverb"):
+            RealisticConfig(reverb=bad)
+    tails = {}
+    for amount in (0.0, 0.3, 1.0):
+        vocals = render(_score(), 0, replace(TINY, seconds=6.0, reverb=amount, compression=False))["vocals"]
+        tails[amount] = _frames_rms(vocals, 1.6, 1.8) / _frames_rms(vocals, 0.6, 1.5)  # tail against the singing
+    assert tails[0.0] < 1e-12 and 1e-3 < tails[0.3] < 0.6 * tails[1.0]
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,7 @@ def room(sr: int, rng: np.random.Generator) -> np.ndarray:
     return ir / np.sqrt((ir**2).sum(axis=0).mean())
 
 
-def reverb(audio: np.ndarray, ir: np.ndarray, send: float) -> np.ndarray:
+def add_room(audio: np.ndarray, ir: np.ndarray, send: float) -> np.ndarray:
     """Dry signal plus ``send`` of the room: each channel feeds its own side of the response."""
     wet = np.stack([fftconvolve(audio[:, ch], ir[:, ch])[: len(audio)] for ch in range(audio.shape[1])], axis=1)
     return audio + send * wet
@@ -160,7 +160,7 @@ def mix(
     *,
     eq: bool = True,
     compression: bool = True,
-    reverb_on: bool = True,
+    reverb: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Process every ``(time, 2)`` stem and the bus; returns the stems whose sum is the mixture."""
     ir = room(sr, rng)
@@ -178,8 +178,8 @@ def mix(
         audio = widen(audio, stem_rng.uniform(0.6, 1.3) if name != "bass" else stem_rng.uniform(0.0, 0.4))
         audio = audio * automation(len(audio), sr, stem_rng, sections)[:, None]
         send = stem_rng.uniform(*sends[name])
-        if reverb_on:
-            audio = reverb(audio, ir, send)
+        if reverb > 0:
+            audio = add_room(audio, ir, send * reverb)
         rms = active_rms(audio)
         out[name] = audio / rms * 10 ** (stem_rng.uniform(*levels[name]) / 20) if rms > 0 else audio
     return bus_limit(out, sr, rng) if compression else out
