@@ -61,6 +61,21 @@ def test_stereo_variant_gives_four_masks_from_one_image() -> None:
         net(torch.rand(1, 1, 16, 16))
 
 
+def test_channels_last_is_the_same_math_in_another_layout() -> None:
+    """The stereo U-Net runs channels-last by default (faster on CPU); masks and gradients match NCHW."""
+    nets = {flag: StereoUNet(2, 2, channels_last=flag) for flag in (True, False)}
+    nets[False].load_state_dict(nets[True].state_dict())
+    seen = []
+    nets[True].encoder[0].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    x = torch.rand(2, 2, 40, 24)
+    masks = {flag: net(x) for flag, net in nets.items()}
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) and not seen[0].is_contiguous()
+    torch.testing.assert_close(masks[True], masks[False])
+    for out in masks.values():
+        out.square().mean().backward()
+    torch.testing.assert_close(nets[True].head[0].weight.grad, nets[False].head[0].weight.grad)
+
+
 @pytest.mark.parametrize("name", VARIANTS)
 def test_gradients_reach_every_parameter(name: str) -> None:
     net = make(name)

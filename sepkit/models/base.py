@@ -44,10 +44,19 @@ class MaskNet(nn.Module):
         fold_channels: treat each audio channel as its own batch item (mono networks).
         multiple: freq and frames are padded up to a multiple of this (``2 ** depth``).
         input_scaling: ``peak``, ``stats`` or ``log_stats`` (see the module's description).
+        channels_last: feed :meth:`body` a channels-last tensor. oneDNN's CPU convolutions with few
+            channels on large images run much faster that way (the stereo U-Net's step: -25 %),
+            wider networks slower; the math is the same.
     """
 
     def __init__(
-        self, n_targets: int, audio_channels: int, fold_channels: bool, multiple: int, input_scaling: str = "peak"
+        self,
+        n_targets: int,
+        audio_channels: int,
+        fold_channels: bool,
+        multiple: int,
+        input_scaling: str = "peak",
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if input_scaling not in INPUT_SCALINGS:
@@ -57,6 +66,7 @@ class MaskNet(nn.Module):
         self.fold_channels = fold_channels
         self.multiple = multiple
         self.input_scaling = input_scaling
+        self.channels_last = channels_last
         if input_scaling != "peak":  # sized by set_input_statistics (or by the checkpoint loaded)
             self.input_shift = nn.Parameter(torch.zeros(0))
             self.input_scale = nn.Parameter(torch.ones(0))
@@ -126,6 +136,8 @@ class MaskNet(nn.Module):
         pad_f = -n_freq % self.multiple
         pad_t = -n_frames % self.multiple
         x = F.pad(x, (0, pad_t, 0, pad_f))
+        if self.channels_last and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+            x = x.contiguous(memory_format=torch.channels_last)
         masks = self.body(x)[..., :n_freq, :n_frames]
         if self.fold_channels:
             masks = masks.reshape(batch, channels, self.n_targets, n_freq, n_frames).transpose(1, 2)

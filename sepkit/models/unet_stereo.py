@@ -60,12 +60,20 @@ class StereoUNet(UNet):
         base_channels: width of the first level (doubles per level).
         levels: downsampling levels.
         momentum: update rate of the running frequency statistics.
+        channels_last: channels-last convolutions (see :class:`MaskNet`; a quarter less time per
+            training step on CPU at these widths).
     """
 
     def __init__(
-        self, n_targets: int, audio_channels: int = 2, base_channels: int = 8, levels: int = 2, momentum: float = 0.01
+        self,
+        n_targets: int,
+        audio_channels: int = 2,
+        base_channels: int = 8,
+        levels: int = 2,
+        momentum: float = 0.01,
+        channels_last: bool = True,
     ) -> None:
-        super().__init__(n_targets, audio_channels, fold_channels=False, multiple=2**levels)
+        super().__init__(n_targets, audio_channels, False, multiple=2**levels, channels_last=channels_last)
         widths = [base_channels * 2**i for i in range(levels + 1)]
         self.input_norm = FrequencyNorm(momentum)
         self.encoder = nn.ModuleList(
