@@ -54,7 +54,7 @@ def train_step_time(separator, steps: int = 3) -> float:
     times = []
     for _ in range(steps + 1):
         start = time.perf_counter()
-        loss = system._spectral_loss(mix, targets, augment=False)
+        loss = system._spectral_loss(mix, targets, None, augment=False)
         opt.zero_grad()
         loss.backward()
         opt.step()

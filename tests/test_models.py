@@ -132,3 +132,12 @@ def test_a_few_steps_on_built_in_data_lower_the_loss(name: str, tiny_root, cache
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.9 * losses[0], losses[::5]
+
+
+def test_speed_benchmark_times_a_training_step() -> None:
+    """`make bench` starts with bench.models: its step must follow the system's loss signature."""
+    from bench.models import load_model_config, train_step_time
+    from sepkit.separator import build_separator
+
+    separator = build_separator(load_model_config("unet_stereo"), ["vocals", "accompaniment"])
+    assert 0 < train_step_time(separator, steps=1) < 60
