@@ -60,7 +60,7 @@ class RealisticConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))
-        if isinstance(self.reverb, str) or not 0 <= float(self.reverb) <= 4:
+        if not isinstance(self.reverb, int | float) or not 0 <= self.reverb <= 4:  # bools are ints
             raise SepkitError(
                 f"data.source.generate.reverb={self.reverb}: a send scale from 0 (dry) to 4 (or true/false)"
             )
