@@ -6,6 +6,7 @@ import torch
 
 from sepkit.data.cache import TrackCache
 from sepkit.data.sources.musdb import musdb_hq
+from sepkit.errors import SepkitError
 from sepkit.losses import SpectrogramL1
 from sepkit.models.base import MaskNet
 from sepkit.models.unet_classic import ClassicUNet
@@ -74,6 +75,20 @@ def test_channels_last_is_the_same_math_in_another_layout() -> None:
     for out in masks.values():
         out.square().mean().backward()
     torch.testing.assert_close(nets[True].head[0].weight.grad, nets[False].head[0].weight.grad)
+
+
+def test_bottleneck_dilations_widen_the_field_with_the_same_weights() -> None:
+    """Dilated bottleneck convs (same parameters) let the mask of a high bin see far lower bins."""
+    lowest = {}
+    for d in ((1, 1), (4, 8)):
+        torch.manual_seed(0)
+        net = StereoUNet(2, 2, bottleneck_dilations=d).eval()
+        x = torch.rand(1, 2, 128, 8, requires_grad=True)
+        net(x)[..., 100, :].sum().backward()  # the masks of bin 100
+        lowest[d] = int((x.grad.abs().amax(dim=(0, 1, 3)) > 0).nonzero().min())  # lowest bin it depends on
+    assert lowest[(4, 8)] < 40 < 60 < lowest[(1, 1)], lowest
+    with pytest.raises(SepkitError, match="bottleneck_dilations"):
+        StereoUNet(2, 2, bottleneck_dilations=(0, 1))
 
 
 @pytest.mark.parametrize("name", VARIANTS)

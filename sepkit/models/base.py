@@ -202,16 +202,19 @@ def conv_up(in_ch: int, out_ch: int, kernel: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=2, padding=pad, output_padding=2 * pad + 2 - kernel)
 
 
-def double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
-    """[Conv 3×3 (same padding), BatchNorm, ReLU] × 2."""
-    return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_ch),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_ch),
-        nn.ReLU(inplace=True),
-    )
+def double_conv(in_ch: int, out_ch: int, dilations: tuple[int, int] = (1, 1)) -> nn.Sequential:
+    """[Conv 3×3 (same padding), BatchNorm, ReLU] × 2; ``dilations`` spread each conv's taps.
+
+    A dilation ``d`` widens a conv's field to ``2d + 1`` pixels at the same cost and parameters.
+    """
+    layers = []
+    for i, d in enumerate(dilations):
+        layers += [
+            nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, 3, padding=d, dilation=d, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+        ]
+    return nn.Sequential(*layers)
 
 
 class DownStage(nn.Module):

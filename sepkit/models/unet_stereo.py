@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sepkit.errors import SepkitError
 from sepkit.models.base import DownStage, UNet, UpStage, double_conv
 
 
@@ -62,6 +63,9 @@ class StereoUNet(UNet):
         momentum: update rate of the running frequency statistics.
         channels_last: channels-last convolutions (see :class:`MaskNet`; a quarter less time per
             training step on CPU at these widths).
+        bottleneck_dilations: dilation of the bottleneck's two 3×3 convs. ``(1, 1)`` is the
+            published design; larger values let the coarsest level see wider spans of frequency
+            and time (harmonic spacing, phrases) for the same cost and parameters.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class StereoUNet(UNet):
         levels: int = 2,
         momentum: float = 0.01,
         channels_last: bool = True,
+        bottleneck_dilations: tuple[int, int] = (1, 1),
     ) -> None:
         super().__init__(n_targets, audio_channels, False, multiple=2**levels, channels_last=channels_last)
         widths = [base_channels * 2**i for i in range(levels + 1)]
@@ -79,7 +84,11 @@ class StereoUNet(UNet):
         self.encoder = nn.ModuleList(
             DownStage(audio_channels if i == 0 else widths[i - 1], widths[i], pool=i > 0) for i in range(levels + 1)
         )
-        self.bottleneck = double_conv(widths[-1], widths[-1])
+        if len(bottleneck_dilations) != 2 or min(bottleneck_dilations) < 1:
+            raise SepkitError(
+                f"model.net.bottleneck_dilations={list(bottleneck_dilations)} must be two integers >= 1, e.g. [1, 1]"
+            )
+        self.bottleneck = double_conv(widths[-1], widths[-1], tuple(int(d) for d in bottleneck_dilations))
         self.decoder = nn.ModuleList(UpStage(widths[i + 1], widths[i], widths[i]) for i in reversed(range(levels)))
         self.head = nn.Sequential(nn.Conv2d(widths[0], self.out_channels, 1), nn.Sigmoid())
 
