@@ -1,4 +1,8 @@
 import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,6 +51,22 @@ def test_regenerated_when_parameters_change(tmp_path) -> None:
     ensure_dataset(root, SyntheticConfig(tracks=4, seconds=1.0))
     assert json.loads((root / MANIFEST).read_text())["tracks"] == 4
     assert sum(1 for sub in ("train", "test") for _ in (root / sub).iterdir()) == 4
+
+
+def test_runs_started_together_generate_once(tmp_path, caplog) -> None:
+    """A parallel sweep's first runs share the folder: one generates, the others wait and reuse it."""
+    root, start = tmp_path / "synth", threading.Barrier(3)
+
+    def run() -> Path:
+        start.wait()
+        return ensure_dataset(root, SyntheticConfig(tracks=3, seconds=1.0), workers=1)
+
+    caplog.set_level(logging.INFO, logger="sepkit.data.synthetic")
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: run(), range(3)))
+    assert results == [root] * 3
+    assert sum(r.getMessage().startswith("generating") for r in caplog.records) == 1
+    assert sum(1 for sub in ("train", "test") for _ in (root / sub).iterdir()) == 3
 
 
 def test_foreign_folder_is_never_overwritten(tmp_path) -> None:

@@ -15,7 +15,8 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -328,6 +329,31 @@ def generate(root: str | Path, cfg: SyntheticConfig, gen: Generator | None = Non
     return root
 
 
+@contextmanager
+def exclusive(root: Path) -> Iterator[None]:
+    """Hold a lock file beside ``root`` while one process checks or writes the dataset.
+
+    Runs started together (a parallel sweep, two benchmarks) then generate it once: the others
+    wait and find it made. POSIX advisory lock; where ``fcntl`` is missing, no lock is taken.
+    """
+    root.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(root.parent / f".{root.name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another run that is generating %s", root)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_dataset(
     root: str | Path, cfg: SyntheticConfig, gen: Generator | None = None, workers: int | None = None
 ) -> Path:
@@ -335,10 +361,15 @@ def ensure_dataset(
 
     Only a folder this generator wrote (it holds the manifest) is ever replaced; any other
     non-empty folder is left alone and reported. ``gen`` makes another generator's dataset (``cfg``
-    is then its own dataclass with ``tracks``, ``seed`` and ``test_every``).
+    is then its own dataclass with ``tracks``, ``seed`` and ``test_every``). Concurrent calls for
+    the same ``root`` take turns (:func:`exclusive`).
     """
-    gen = gen or SYNTHETIC
     root = Path(root)
+    with exclusive(root):
+        return _ensure_dataset(root, cfg, gen or SYNTHETIC, workers)
+
+
+def _ensure_dataset(root: Path, cfg: SyntheticConfig, gen: Generator, workers: int | None) -> Path:
     manifest = root / MANIFEST
     wanted = json.loads(json.dumps({"generator_version": gen.version, **asdict(cfg)}))  # tuples as the file has them
     if manifest.exists():
