@@ -93,7 +93,10 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
         ["experiment=vocals_cpu", "loss=spec_l1", "model.net.dropout=0.5", "optimizer.lr=1e-3"],
     ),
     "vocals_cpu": ("sepkit experiment=vocals_cpu (the recipe for a CPU budget)", ["experiment=vocals_cpu"]),
-    "stereo_cpu": ("sepkit experiment=stereo_cpu (unet_stereo with the recipe's training)", ["experiment=stereo_cpu"]),
+    "stereo_cpu": (
+        "sepkit experiment=stereo_cpu (unet_stereo, n_fft 2048 / hop 1024, dilated bottleneck, recipe training)",
+        ["experiment=stereo_cpu"],
+    ),
 }
 DEFAULT_ENTRIES = ["openunmix", "paper", "vocals_cpu", "stereo_cpu"]
 
