@@ -348,10 +348,7 @@ def exclusive(root: Path) -> Iterator[None]:
         except BlockingIOError:
             log.info("waiting for another run that is generating %s", root)
             fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield  # closing the file releases the lock
 
 
 def ensure_dataset(
