@@ -48,3 +48,52 @@ class SpectrogramMSE(nn.Module):
         self, masks: torch.Tensor, mix: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
     ) -> torch.Tensor:
         return weighted_mean(torch.square(masks * mix.unsqueeze(1) - targets), weight)
+
+
+def soft_snr_loss(
+    estimates: torch.Tensor, references: torch.Tensor, mixture: torch.Tensor, max_snr: float = 30.0
+) -> torch.Tensor:
+    """Negative signal-to-noise ratio in dB of waveform ``estimates`` against ``references``, with
+    a soft ceiling (Wisdom et al. 2020, "Unsupervised sound separation using mixture invariant
+    training"): the error is floored at ``max_snr`` dB below the mixture's power, so a silent
+    reference neither divides by zero nor dominates the batch.
+
+    Args:
+        estimates, references: ``(batch, targets, channels, time)``.
+        mixture: ``(batch, channels, time)``, whose power sets the floor.
+        max_snr: the SNR at which the loss saturates, in dB.
+
+    Returns:
+        The mean over examples, targets and channels.
+    """
+    floor = 10.0 ** (-max_snr / 10.0) * mixture.square().sum(-1).unsqueeze(1)
+    error = (references - estimates).square().sum(-1)
+    signal = references.square().sum(-1)
+    return (10.0 * torch.log10(error + floor + 1e-8) - 10.0 * torch.log10(signal + floor + 1e-8)).mean()
+
+
+class WithWaveformSNR(nn.Module):
+    """A spectrogram loss plus ``weight`` × :func:`soft_snr_loss` of the waveforms the separator
+    outputs (masks extended to every bin, on the mixture's STFT with its phase, inverse STFT), so
+    training also sees the phase, the upper band and the overlap-add that the metric sees.
+
+    Args:
+        spectral: the spectrogram loss (called like every loss in this module).
+        weight: scale of the waveform term (dB); 0 leaves the spectrogram loss alone.
+        max_snr: ceiling of the waveform term in dB.
+    """
+
+    def __init__(self, spectral: nn.Module, weight: float = 1.0, max_snr: float = 30.0) -> None:
+        super().__init__()
+        self.spectral = spectral
+        self.weight = weight
+        self.max_snr = max_snr
+
+    def forward(
+        self, masks: torch.Tensor, mix: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.spectral(masks, mix, targets, weight)
+
+    def waveform(self, estimates: torch.Tensor, references: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+        """The waveform term, already scaled by ``weight``."""
+        return self.weight * soft_snr_loss(estimates, references, mixture, self.max_snr)

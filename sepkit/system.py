@@ -13,8 +13,9 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from sepkit.checkpoint import CHECKPOINT_KEY
+from sepkit.losses import WithWaveformSNR
 from sepkit.metrics import SI_SDR, SI_SDRI, TRAIN_LOSS, VAL_LOSS, VAL_SI_SDR, metric_key, si_sdr
-from sepkit.separator import Separator
+from sepkit.separator import Separator, extend_masks
 
 
 class SeparationSystem(L.LightningModule):
@@ -56,12 +57,22 @@ class SeparationSystem(L.LightningModule):
         self, mixture: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor | None, augment: bool
     ) -> torch.Tensor:
         sep = self.separator
-        mix_mag = sep.encode(mixture).abs()[..., : sep.max_bins, :]
+        spec = sep.encode(mixture)
+        mix_mag = spec.abs()[..., : sep.max_bins, :]
         target_mag = sep.encode(targets).abs()[..., : sep.max_bins, :]
         if augment and self.spec_augment is not None:
             mix_mag, target_mag = self.spec_augment(mix_mag, target_mag)
         masks = sep.estimate_masks(mix_mag)  # the separator's own stage: an override is what trains
-        return self.loss(masks, mix_mag, target_mag, self._frame_weight(lengths, mixture.shape[-1], masks.shape[-1]))
+        loss = self.loss(masks, mix_mag, target_mag, self._frame_weight(lengths, mixture.shape[-1], masks.shape[-1]))
+        if isinstance(self.loss, WithWaveformSNR) and self.loss.weight:
+            # the waveforms inference would give: every bin masked, the mixture's phase, overlap-add
+            full = extend_masks(masks, spec.shape[-2], sep.mask_extension)
+            estimates = sep.decode(sep.apply_masks(full, spec), mixture.shape[-1])
+            if lengths is not None:  # padding is silent in all three; keep it out of the powers
+                keep = torch.arange(mixture.shape[-1], device=mixture.device)[None] < lengths[:, None]
+                estimates = estimates * keep[:, None, None]
+            loss = loss + self.loss.waveform(estimates, targets, mixture)
+        return loss
 
     def _frame_weight(self, lengths: torch.Tensor | None, samples: int, frames: int) -> torch.Tensor | None:
         """``(batch, 1, 1, 1, frames)``: 1 for frames centred on real samples, None if nothing is padded."""
