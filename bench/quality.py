@@ -94,7 +94,8 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     ),
     "vocals_cpu": ("sepkit experiment=vocals_cpu (the recipe for a CPU budget)", ["experiment=vocals_cpu"]),
     "stereo_cpu": (
-        "sepkit experiment=stereo_cpu (unet_stereo, n_fft 2048 / hop 1024, dilated bottleneck, recipe training)",
+        "sepkit experiment=stereo_cpu (unet_stereo, n_fft 2048 / hop 1024, dilated bottleneck, batches of 4, "
+        "recipe training)",
         ["experiment=stereo_cpu"],
     ),
 }
