@@ -36,6 +36,7 @@ from hydra.utils import instantiate
 from sepkit.checkpoint import load_separator
 from sepkit.data.datamodule import FixedSegments
 from sepkit.errors import SepkitError
+from sepkit.evaluation import ratio_masks
 from sepkit.metrics import si_sdr
 from sepkit.separator import extend_masks
 
@@ -56,12 +57,6 @@ def _datamodule(separator):
     return datamodule
 
 
-def _ratio_masks(references: torch.Tensor, separator) -> torch.Tensor:
-    """Ideal ratio masks ``(1, targets, channels, freq, frames)`` of the target references."""
-    magnitudes = separator.encode(references[None]).abs()
-    return magnitudes / magnitudes.sum(1, keepdim=True).clamp_min(1e-8)
-
-
 def score(separator, segments: FixedSegments, swaps: bool) -> dict[str, dict[str, float]]:
     """Mean SI-SDR and SI-SDRi per target of each mask variant over ``segments`` (and channels)."""
     seen = separator.max_bins
@@ -75,7 +70,7 @@ def score(separator, segments: FixedSegments, swaps: bool) -> dict[str, dict[str
             full = extend_masks(masks, spec.shape[-2], separator.mask_extension)
             variants = {"model": separator.apply_masks(full, spec)}
             if swaps:
-                ideal = _ratio_masks(references, separator)
+                ideal = ratio_masks(separator, references)
                 variants["model + Wiener"] = separator.wiener(full, spec, 1)
                 variants["model below, ideal above"] = separator.apply_masks(
                     torch.cat([masks, ideal[..., seen:, :]], -2), spec

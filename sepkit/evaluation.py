@@ -34,6 +34,13 @@ log = logging.getLogger(__name__)
 METHODS = ("model", "mixture", "oracle")
 
 
+def ratio_masks(separator: Separator, references: torch.Tensor) -> torch.Tensor:
+    """Ideal ratio masks ``|Y_j| / sum_k |Y_k|`` at the separator's STFT: ``(targets, channels, time)``
+    references at its rate to ``(1, targets, channels, freq, frames)`` masks."""
+    magnitudes = separator.encode(references).abs()
+    return (magnitudes / magnitudes.sum(0, keepdim=True).clamp_min(1e-8))[None]
+
+
 def oracle_irm(mixture: torch.Tensor, references: torch.Tensor, rate: int, separator: Separator) -> torch.Tensor:
     """Ideal ratio mask estimates at the model's rate and STFT: ``|Y_j| / sum_k |Y_k|`` on the mixture.
 
@@ -51,9 +58,7 @@ def oracle_irm(mixture: torch.Tensor, references: torch.Tensor, rate: int, separ
     mix = resample(mixture.to(device), rate, sr)
     refs = resample(references.to(device), rate, sr)
     mix_spec = separator.encode(mix[None])  # the separator's own stages, with oracle masks
-    ref_mag = separator.encode(refs).abs()
-    masks = (ref_mag / ref_mag.sum(0, keepdim=True).clamp_min(1e-8))[None]
-    est = separator.decode(separator.apply_masks(masks, mix_spec), mix.shape[-1])[0]
+    est = separator.decode(separator.apply_masks(ratio_masks(separator, refs), mix_spec), mix.shape[-1])[0]
     est = resample(est, sr, rate).cpu()
     length = mixture.shape[-1]
     return torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length]
