@@ -95,14 +95,13 @@ def save_checkpoint(path: Path, root: Path, model: str = "unet_paper") -> None:
     from omegaconf import OmegaConf
 
     from bench.models import load_model_config
-    from sepkit.checkpoint import CHECKPOINT_KEY, STATE_PREFIX
+    from sepkit.checkpoint import separator_checkpoint
     from sepkit.separator import build_separator
 
     separator = build_separator(load_model_config(model), ["vocals", "accompaniment"])
     source = OmegaConf.to_container(OmegaConf.load(Path("conf/data/aligned.yaml")).source)
     run = {"data": {"source": source}, "data_root": str(root.resolve()), "covers_mixture": True}
-    state = {STATE_PREFIX + k: v for k, v in separator.state_dict().items()}
-    torch.save({CHECKPOINT_KEY: {**separator.describe(), "run": run}, "state_dict": state}, path)
+    torch.save(separator_checkpoint(separator, run), path)
 
 
 def bench_evaluation(root: Path, tmp: Path) -> dict[str, float]:

@@ -22,6 +22,7 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 from omegaconf import OmegaConf, open_dict
 
 from sepkit.separator import build_separator
@@ -63,8 +64,8 @@ def make_system(cfg, dm) -> SeparationSystem:
 def lightning_seconds(cfg, dm, steps: int, warmup: int) -> float:
     system = make_system(cfg, dm)
     clock = StepClock(warmup)
-    skipped = ("RichProgressBar", "EarlyStopping", "ModelCheckpoint")  # the last two act on validation
-    callbacks = [cb for cb in instantiate_group(cfg.callbacks) if type(cb).__name__ not in skipped]
+    skipped = (RichProgressBar, EarlyStopping, ModelCheckpoint)  # the last two act on validation
+    callbacks = [cb for cb in instantiate_group(cfg.callbacks) if not isinstance(cb, skipped)]
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=steps,

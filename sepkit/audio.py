@@ -17,6 +17,7 @@ enough for the CPU's caches (``python -m bench.resample`` compares the ways).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 from functools import lru_cache
@@ -226,6 +227,9 @@ def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
 def probe(path: str | Path, downmix: bool = False) -> sf._SoundFileInfo:
     """The header of an audio file to separate: one clear error if it is unreadable, empty, or has
     more than two channels (unless ``downmix``)."""
+    with contextlib.suppress(OSError):  # a missing or unreadable file is the reader's to report
+        if Path(path).is_file() and Path(path).stat().st_size == 0:
+            raise SepkitError("it is empty (0 bytes)")
     try:
         info = sf.info(str(path))
     except Exception as err:

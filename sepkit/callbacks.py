@@ -2,11 +2,66 @@
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import RichProgressBar
+
+from sepkit.errors import SepkitError
+
+
+class NonFiniteError(SepkitError):
+    """Training produced a NaN or infinite loss or validation metric: the run stopped there."""
+
+
+class StopOnNonFinite(L.Callback):
+    """End the run at the first non-finite training loss (checked before its backward pass, so no
+    NaN reaches the weights) or validation metric, before anything is saved from it: checkpoints
+    written earlier stay as they were, and nothing NaN becomes "best".
+
+    Args:
+        monitor: the validation metric checkpoints and early stopping follow.
+    """
+
+    HINT = (
+        "try a lower optimizer.lr, trainer.precision=32-true, or a tighter trainer.gradient_clip_val; "
+        "the checkpoints written before it are untouched"
+    )
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        if not bool(torch.isfinite(loss.detach()).all()):
+            raise NonFiniteError(
+                f"training stopped: the training loss is {_word(loss)} at step {trainer.global_step} "
+                f"(epoch {trainer.current_epoch}); {self.HINT}"
+            )
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or value is None or math.isfinite(float(value)):
+            return
+        raise NonFiniteError(
+            f"training stopped: {self.monitor} is {_word(value)} at the validation of epoch {trainer.current_epoch} "
+            f"(step {trainer.global_step}); {self.HINT}"
+        )
+
+
+def _word(value: torch.Tensor) -> str:
+    return "NaN" if bool(torch.isnan(value).any()) else "infinite"
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, without a nonsensical ``Epoch 25/-2`` when a run has no epoch
+    limit (``trainer.max_epochs=-1``: the budgeted CPU recipes)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return re.sub(r"/-\d+", "", super()._get_train_description(current_epoch))
 
 
 class BestMetrics(L.Callback):
@@ -28,6 +83,8 @@ class BestMetrics(L.Callback):
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
         value = float(trainer.callback_metrics[self.monitor])
+        if not math.isfinite(value):  # never "best"; StopOnNonFinite ends such a run
+            return
         old = self.best.get(self.monitor)
         if old is None or (value > old if self.mode == "max" else value < old):
             self.best = {

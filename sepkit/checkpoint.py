@@ -1,7 +1,10 @@
-"""Rebuilding a Separator from a checkpoint file alone."""
+"""Checkpoints, written and read in one place: what a sepkit checkpoint holds, how it is saved
+(atomically) and how a Separator is rebuilt from the file alone."""
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -11,20 +14,78 @@ from sepkit.errors import SepkitError
 
 CHECKPOINT_KEY = "sepkit"
 STATE_PREFIX = "separator."
+# Layout of the ``sepkit`` section; raised when a reader would misread an older sepkit's file.
+FORMAT = 2
+SEPARATOR = "separator"
+GAN = "gan"
+# What to do with a checkpoint of each kind, for the line that refuses it elsewhere.
+USE = {
+    SEPARATOR: "use it with separate.py, evaluate.py or the page",
+    GAN: "use evaluate.py on it (python evaluate.py ckpt=PATH)",
+}
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a sepkit checkpoint's dictionary, with a clear error for anything else."""
+def header(kind: str) -> dict[str, Any]:
+    """The fields every checkpoint's ``sepkit`` section starts with: its kind, format and writer."""
+    from sepkit import __version__
+
+    return {"kind": kind, "format": FORMAT, "sepkit_version": __version__}
+
+
+def checkpoint_kind(info: dict[str, Any]) -> str:
+    """``separator`` or ``gan``; files from before ``kind`` existed are told apart by their fields."""
+    return str(info.get("kind") or (GAN if "categories" in info else SEPARATOR))
+
+
+def read_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Load a sepkit checkpoint's dictionary, with one clear error for anything else.
+
+    Args:
+        path: the ``.ckpt`` file.
+        kind: the kind the caller can use (``separator`` or ``gan``); None takes either.
+    """
     path = Path(path)
     if not path.is_file():
-        raise SepkitError(f"checkpoint {path} does not exist")
+        raise SepkitError(f"checkpoint {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    if path.stat().st_size == 0:
+        raise SepkitError(f"checkpoint {path} is empty (0 bytes); point ckpt= at a checkpoint written by train.py")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise SepkitError(f"checkpoint {path} is corrupt or not a PyTorch file ({type(err).__name__})") from None
-    if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
+        raise SepkitError(
+            f"checkpoint {path} is truncated, corrupt or not a PyTorch file ({type(err).__name__}); "
+            "use another checkpoint, e.g. the run's last.ckpt"
+        ) from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get(CHECKPOINT_KEY), dict) or "state_dict" not in ckpt:
         raise SepkitError(f"{path} is not a sepkit checkpoint (no '{CHECKPOINT_KEY}' section); train one with train.py")
+    info = ckpt[CHECKPOINT_KEY]
+    fmt = info.get("format", 1)
+    if not isinstance(fmt, int) or fmt > FORMAT:
+        from sepkit import __version__
+
+        raise SepkitError(
+            f"{path} was written by sepkit {info.get('sepkit_version', '?')} (checkpoint format {fmt}), newer than "
+            f"this sepkit {__version__} (format {FORMAT}): upgrade sepkit to read it"
+        )
+    found = checkpoint_kind(info)
+    if found not in USE:
+        raise SepkitError(f"{path} holds a '{found}' model, which this sepkit does not know: upgrade sepkit")
+    if kind is not None and found != kind:
+        raise SepkitError(f"{path} is a {found.upper() if found == GAN else found} checkpoint: {USE[found]}")
     return ckpt
+
+
+def separator_checkpoint(separator, run: dict[str, Any], state_dict: dict[str, torch.Tensor] | None = None) -> dict:
+    """The dictionary a separator's checkpoint holds (``state_dict`` keys carry :data:`STATE_PREFIX`)."""
+    if state_dict is None:
+        state_dict = {STATE_PREFIX + k: v for k, v in separator.state_dict().items()}
+    return {CHECKPOINT_KEY: {**separator.describe(), "run": run}, "state_dict": state_dict}
+
+
+def unrebuildable(err: Exception) -> str:
+    """The reason a checkpoint's model could not be rebuilt, as the rest of a one-line error."""
+    reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+    return f"its model cannot be rebuilt by this sepkit ({type(err).__name__}: {reason}); is it from another version?"
 
 
 def load_separator(path: str | Path, device: str | torch.device = "cpu"):
@@ -39,14 +100,57 @@ def load_separator(path: str | Path, device: str | torch.device = "cpu"):
     """
     from sepkit.separator import build_separator
 
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path, kind=SEPARATOR)
     info = ckpt[CHECKPOINT_KEY]
-    separator = build_separator(info["model"], info["targets"])
-    state = {k[len(STATE_PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
-    separator.load_state_dict(state)
+    try:
+        separator = build_separator(info["model"], info["targets"])
+        state = {k[len(STATE_PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
+        separator.load_state_dict(state)
+    except SepkitError:
+        raise
+    except Exception as err:
+        raise SepkitError(f"{path}: {unrebuildable(err)}") from None
     covers = info.get("covers_mixture", info.get("run", {}).get("covers_mixture"))  # the run's, for older files
     if covers is not None:
         separator.covers_mixture = bool(covers)
     separator.info = info
     separator.checkpoint_path = str(path)
     return separator.to(device).eval()
+
+
+def __getattr__(name: str) -> Any:
+    # AtomicCheckpointIO is built on first use: importing Lightning here would slow every
+    # ``import sepkit`` (separate.py's start) by a second.
+    if name == "AtomicCheckpointIO":
+        return _atomic_checkpoint_io()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@lru_cache(maxsize=1)
+def _atomic_checkpoint_io() -> type:
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Lightning's checkpoint writer, made atomic for local files: the checkpoint is written to a
+        file beside its target, flushed to disk, and renamed over the target. A run killed during a save
+        leaves the previous ``best.ckpt``/``last.ckpt`` whole (Lightning's own writer stages in the
+        system's temporary folder and copies when that is another file system). Remote paths
+        (``s3://...``) go through Lightning's writer unchanged."""
+
+        def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+            if "://" in str(path):
+                super().save_checkpoint(checkpoint, path, storage_options)
+                return
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+            try:
+                with partial.open("wb") as f:
+                    torch.save(checkpoint, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(partial, path)
+            finally:
+                partial.unlink(missing_ok=True)
+
+    return AtomicCheckpointIO

@@ -15,14 +15,13 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 import torch
-from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.progress import track as progress
 from rich.table import Table
 
 from sepkit.audio import resample
-from sepkit.checkpoint import CHECKPOINT_KEY, load_separator, read_checkpoint
+from sepkit.checkpoint import CHECKPOINT_KEY, GAN, checkpoint_kind, load_separator, read_checkpoint
 from sepkit.data.sources.base import TrackInfo, TrackSource, group_targets
 from sepkit.data.sources.musdb import musdb_source
 from sepkit.errors import SepkitError
@@ -151,11 +150,10 @@ def select_tracks(cfg: DictConfig, source: TrackSource, info: dict[str, Any]) ->
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt`` on full tracks; writes per-track CSV, results.json, eval.png."""
-    other = read_checkpoint(cfg.ckpt)[CHECKPOINT_KEY].get("evaluate")
-    if other:  # another experiment type's checkpoint (e.g. experiment=gan) names its own evaluator
-        if not str(other).startswith("sepkit."):
-            raise SepkitError(f"{cfg.ckpt} names an evaluator outside sepkit ({other})")
-        return get_method(other)(cfg)
+    if checkpoint_kind(read_checkpoint(cfg.ckpt)[CHECKPOINT_KEY]) == GAN:
+        from sepkit.gan.evaluation import evaluate as evaluate_gan
+
+        return evaluate_gan(cfg)
     separator = load_separator(cfg.ckpt)
     engine = SeparationEngine(separator, **OmegaConf.to_container(cfg.engine, resolve=True))
     source = eval_source(cfg, separator.info)

@@ -179,10 +179,10 @@ class Separator(nn.Module):
 
     def describe(self) -> dict[str, Any]:
         """What a checkpoint needs to rebuild this separator without any config files."""
-        from sepkit import __version__
+        from sepkit.checkpoint import SEPARATOR, header
 
         return {
-            "sepkit_version": __version__,
+            **header(SEPARATOR),
             "model": self.config,
             "targets": self.targets,
             "sample_rate": self.sample_rate,

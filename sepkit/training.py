@@ -15,9 +15,11 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sepkit.callbacks import BestMetrics, Throughput
+from sepkit.callbacks import BestMetrics, NonFiniteError, StopOnNonFinite, Throughput
+from sepkit.checkpoint import SEPARATOR, read_checkpoint
 from sepkit.cli import check_required
 from sepkit.errors import SepkitError
+from sepkit.precision import cpu_precision_guard
 from sepkit.separator import build_separator
 from sepkit.system import SeparationSystem
 
@@ -44,9 +46,17 @@ def _scalar(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def resolve_resume(cfg: DictConfig) -> str | None:
-    """The checkpoint to resume from: ``ckpt_path``, or ``resume=auto`` (newest ``last.ckpt`` of
-    any training run) / ``resume=RUN_DIR`` (that run's ``last.ckpt``)."""
+def resolve_resume(cfg: DictConfig, kind: str = SEPARATOR) -> str | None:
+    """The checkpoint to resume from, checked to be a whole checkpoint of ``kind``: ``ckpt_path``,
+    or ``resume=auto`` (newest ``last.ckpt`` of any training run) / ``resume=RUN_DIR`` (that run's
+    ``last.ckpt``)."""
+    path = _resume_path(cfg)
+    if path is not None:
+        read_checkpoint(path, kind=kind)
+    return path
+
+
+def _resume_path(cfg: DictConfig) -> str | None:
     resume = cfg.get("resume")
     if cfg.get("ckpt_path"):
         if resume:
@@ -129,9 +139,7 @@ def train(cfg: DictConfig) -> float | None:
     callbacks = instantiate_group(cfg.get("callbacks"))
     resume_wandb_run(cfg, ckpt_path)
     loggers = instantiate_group(cfg.get("logger"))
-    if not loggers:  # nothing to send learning rates to
-        callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = make_trainer(cfg, callbacks, loggers, cfg.optimized_metric)
 
     datamodule.prepare_data()
     datamodule.write_splits(out_dir / "splits.json")
@@ -156,14 +164,43 @@ def train(cfg: DictConfig) -> float | None:
                     flush=True,
                 )
     log.info("tracks: %s", {k: len(v) for k, v in datamodule.tracks.items()})
-    trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
-
-    summary = write_summary(cfg, trainer, out_dir, time.time() - start)
+    summary = fit(cfg, trainer, system, datamodule, ckpt_path, start)
     return summary["best"].get(cfg.optimized_metric)
 
 
-def write_summary(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, wall_time: float) -> dict[str, Any]:
-    """Write ``summary.json``: best validation metrics, checkpoint paths, steps and wall time."""
+def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[Any], monitor: str) -> L.Trainer:
+    """The Lightning trainer of ``cfg.trainer``, with :class:`StopOnNonFinite` always among its
+    callbacks (no run may end "successfully" on NaN weights)."""
+    if not loggers:  # nothing to send learning rates to
+        callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
+    if not any(isinstance(cb, StopOnNonFinite) for cb in callbacks):
+        callbacks = [StopOnNonFinite(monitor), *callbacks]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def fit(
+    cfg: DictConfig, trainer: L.Trainer, system: L.LightningModule, datamodule: Any, ckpt_path: str | None, start: float
+) -> dict[str, Any]:
+    """``trainer.fit`` under the CPU precision guard, then ``summary.json``; a run stopped by a
+    non-finite value writes its summary with the failure and raises it (a non-zero exit)."""
+    out_dir = Path(cfg.paths.output_dir)
+    extra: dict[str, Any] = {}
+    try:
+        with cpu_precision_guard(cfg.trainer) as bf16_path:
+            if bf16_path:
+                extra["bf16_cpu"] = bf16_path
+            trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
+    except NonFiniteError as err:
+        write_summary(cfg, trainer, out_dir, time.time() - start, {**extra, "failed": str(err)})
+        raise
+    return write_summary(cfg, trainer, out_dir, time.time() - start, extra)
+
+
+def write_summary(
+    cfg: DictConfig, trainer: L.Trainer, out_dir: Path, wall_time: float, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write ``summary.json``: best validation metrics, checkpoint paths, steps and wall time
+    (``extra``: the bf16 path taken, ``failed`` with the reason a run stopped)."""
     ckpt_cb = trainer.checkpoint_callback
     last_cb = next((cb for cb in trainer.checkpoint_callbacks if getattr(cb, "filename", None) == "last"), ckpt_cb)
     tracker = next((cb for cb in trainer.callbacks if isinstance(cb, BestMetrics)), None)
@@ -181,10 +218,13 @@ def write_summary(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, wall_time:
         "global_steps": trainer.global_step,
         "wall_time_s": round(wall_time, 1),
         "throughput": timer.summary(trainer.strategy.root_device) if timer else {},
+        **(extra or {}),
     }
     if trainer.is_global_zero:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        if summary["best"]:
+        if summary.get("failed"):
+            pass  # the entry point prints the reason as its one line
+        elif summary["best"]:
             log.info("best: %s", json.dumps(summary["best"]))
         else:
             log.warning(

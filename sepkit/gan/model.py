@@ -109,12 +109,10 @@ class ConditionalGAN(nn.Module):
 
     def describe(self) -> dict[str, Any]:
         """What a checkpoint needs to rebuild this GAN without any config files."""
-        from sepkit import __version__
+        from sepkit.checkpoint import GAN, header
 
         return {
-            "kind": "gan",
-            "evaluate": "sepkit.gan.evaluation.evaluate",
-            "sepkit_version": __version__,
+            **header(GAN),
             "model": self.config,
             "categories": self.categories,
             "sample_rate": self.sample_rate,

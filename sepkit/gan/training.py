@@ -14,10 +14,10 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sepkit.checkpoint import GAN
 from sepkit.gan.data import SpectrogramDataModule
 from sepkit.gan.model import build_gan
 from sepkit.gan.scores import fit_classifier
@@ -26,10 +26,11 @@ from sepkit.training import (
     check_accelerator,
     check_multirun_ddp,
     check_required,
+    fit,
     instantiate_group,
+    make_trainer,
     resolve_resume,
     resume_wandb_run,
-    write_summary,
 )
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def train(cfg: DictConfig) -> float | None:
     check_required(cfg)
     check_accelerator(cfg.trainer)
     check_multirun_ddp(cfg)
-    ckpt_path = resolve_resume(cfg)
+    ckpt_path = resolve_resume(cfg, kind=GAN)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
@@ -87,18 +88,14 @@ def train(cfg: DictConfig) -> float | None:
     callbacks = instantiate_group(cfg.get("callbacks"))
     resume_wandb_run(cfg, ckpt_path)
     loggers = instantiate_group(cfg.get("logger"))
-    if not loggers:
-        callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = make_trainer(cfg, callbacks, loggers, cfg.gan_metric)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         if isinstance(lg, WandbLogger) and trainer.is_global_zero:
             system.run_info["wandb_id"] = lg.experiment.id
     log.info("categories: %s; clips: %s", datamodule.categories, {k: len(v) for k, v in datamodule.clips.items()})
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")  # the frozen classifier
-    trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
-
     with open_dict(cfg):
         cfg.optimized_metric = cfg.gan_metric  # what summary.json names as optimised
-    summary = write_summary(cfg, trainer, out_dir, time.time() - start)
+    summary = fit(cfg, trainer, system, datamodule, ckpt_path, start)
     return summary["best"].get(cfg.gan_metric)

@@ -40,15 +40,14 @@ def mixture(channels: int) -> np.ndarray:
 def write_checkpoint(path: Path) -> None:
     import torch
 
-    from sepkit.checkpoint import CHECKPOINT_KEY, STATE_PREFIX
+    from sepkit.checkpoint import separator_checkpoint
     from sepkit.separator import build_separator
     from tests.test_separator import PAPER
 
     torch.manual_seed(0)
     separator = build_separator(PAPER, ["vocals", "accompaniment"])
     run = {"covers_mixture": True}
-    state = {STATE_PREFIX + k: v for k, v in separator.state_dict().items()}
-    torch.save({CHECKPOINT_KEY: {**separator.describe(), "run": run}, "state_dict": state}, path)
+    torch.save(separator_checkpoint(separator, run), path)
 
 
 def separate(scenario: str, tmp: Path) -> dict[str, np.ndarray]:

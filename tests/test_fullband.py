@@ -1,0 +1,118 @@
+"""Full-band stems: the masks meet the song at its own rate, so nothing above the network's band is
+lost and the stems of covering targets add up to the input at any rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from sepkit.fullband import interpolate, masks_on_grid, stft_at_rate
+from sepkit.inference import SeparationEngine
+from sepkit.separation import stream_file
+from sepkit.separator import build_separator
+from tests.conftest import ROOT
+from tests.test_inference import identity_separator, small_separator
+
+ZOO = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+RATES = [22050, 44100, 48000]
+
+
+def zoo_separator(name: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={name}"])
+    torch.manual_seed(0)
+    return build_separator(OmegaConf.to_container(cfg.model, resolve=True), ["vocals", "accompaniment"]).eval()
+
+
+def band_energy(x: np.ndarray, rate: int, low: float, high: float) -> float:
+    spectrum = np.abs(np.fft.rfft(x, axis=-1)) ** 2
+    freqs = np.fft.rfftfreq(x.shape[-1], 1 / rate)
+    return float(spectrum[..., (freqs >= low) & (freqs < high)].sum())
+
+
+@pytest.mark.parametrize("model", ZOO)
+def test_stems_sum_to_the_input_for_every_covering_model(model: str) -> None:
+    engine = SeparationEngine(zoo_separator(model), device="cpu")
+    assert engine.separator.covers_mixture
+    rng = np.random.default_rng(0)
+    for rate in RATES:
+        for channels in (1, 2):
+            mix = torch.from_numpy(rng.standard_normal((channels, int(rate * 3.3))).astype(np.float32) * 0.2)
+            stems = engine.separate(mix, rate)
+            total = sum(stems.values())
+            assert total.shape == mix.shape
+            error = float(((total - mix) ** 2).sum() / (mix**2).sum())
+            assert 10 * np.log10(error) < -80, (model, rate, channels, 10 * np.log10(error))
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_a_12_khz_tone_reaches_the_stems(rate: int) -> None:
+    t = np.arange(int(rate * 4.0)) / rate
+    mix = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 12000 * t)
+    mix = torch.from_numpy(np.stack([mix, mix]).astype(np.float32))
+    # the identity model passes everything to vocals: the whole band must arrive there
+    vocals = SeparationEngine(identity_separator(), device="cpu").separate(mix, rate)["vocals"].numpy()
+    assert band_energy(vocals, rate, 11000, 13000) > 0.999 * band_energy(mix.numpy(), rate, 11000, 13000)
+    # a real network: the 12 kHz tone lands in the stems (their sum keeps all of it)
+    stems = SeparationEngine(small_separator(), device="cpu").separate(mix, rate)
+    upper = [band_energy(s.numpy(), rate, 11000, 13000) for s in stems.values()]
+    assert max(upper) > 0.05 * band_energy(mix.numpy(), rate, 11000, 13000)
+    total = sum(s.numpy() for s in stems.values())
+    assert abs(band_energy(total, rate, 11000, 13000) / band_energy(mix.numpy(), rate, 11000, 13000) - 1) < 1e-4
+
+
+@pytest.mark.parametrize("shifts", [0, 2])
+def test_streamed_equals_whole_file_at_44_1_khz(tmp_path, shifts: int) -> None:
+    rate = 44100
+    audio = (np.random.default_rng(0).standard_normal((rate * 14, 2)) * 0.2).astype(np.float32)
+    path = tmp_path / "song.wav"
+    sf.write(path, audio, rate, subtype="FLOAT")
+    engine = SeparationEngine(small_separator(), block_seconds=3.0, batch_size=1, shifts=shifts)
+    blocks = list(stream_file(engine, path))
+    assert len(blocks) > 1
+    streamed = np.concatenate([b["accompaniment"] for b in blocks])
+    whole = engine.separate(torch.from_numpy(audio.T.copy()), rate)["accompaniment"].numpy().T
+    assert streamed.shape == audio.shape and np.abs(streamed - whole).max() < 1e-5
+
+
+def test_the_model_rate_is_the_old_road() -> None:
+    """At the network's own rate the full-band grid is its grid: the stems are the separator's."""
+    sep = small_separator()
+    mix = torch.randn(2, sep.hop_length * 60) * 0.3
+    engine = SeparationEngine(sep, device="cpu")
+    engine.chunk = engine.stride = mix.shape[-1] * 2  # one tile
+    stems = engine.separate(mix, sep.sample_rate)
+    with torch.no_grad():
+        spec = sep.encode(mix[None])
+        masks = sep.estimate_masks(spec.abs())
+        masks = masks / masks.sum(1, keepdim=True).clamp_min(1e-8)
+        expected = sep.decode(sep.apply_masks(masks, spec), mix.shape[-1])[0]
+    torch.testing.assert_close(stems["vocals"], expected[0], atol=1e-5, rtol=0)
+
+
+def test_stft_at_rate_keeps_frame_duration_and_bin_spacing() -> None:
+    assert stft_at_rate(1024, 768, 8192, 8192) == (1024, 768)
+    for model, rate in ((8192, 44100), (16000, 44100), (16000, 48000), (8192, 22050)):
+        n_fft, hop = stft_at_rate(1024, 768, model, rate)
+        assert n_fft % 2 == 0 and hop <= n_fft
+        assert abs(rate / n_fft - model / 1024) / (model / 1024) < 0.01  # Hz per bin
+        assert abs(hop / rate - 768 / model) < 0.5 / rate  # seconds per frame
+
+
+def test_masks_on_grid_interpolate_in_frequency_and_time() -> None:
+    model_grid, grid = (8000, 1000, 500), (16000, 2000, 1000)  # same Hz per bin and frame duration
+    freqs = torch.arange(101, dtype=torch.float64) * 8.0  # covered bins: 0..800 Hz
+    frames = torch.arange(7, dtype=torch.float64)
+    masks = (freqs[:, None] / 1000 + frames[None] / 100).float()[None]  # linear in both
+    fill = torch.full((1, 1, 7), 0.25)
+    out = masks_on_grid(masks, fill, model_grid, grid, 7)
+    assert out.shape == (1, 1001, 7)
+    torch.testing.assert_close(out[0, :101], masks[0], atol=1e-6, rtol=0)
+    assert (out[0, 101:] == 0.25).all()  # above the covered band: the extension rule's mask
+    half_hop = masks_on_grid(masks, fill, model_grid, (16000, 2000, 500), 13)
+    torch.testing.assert_close(half_hop[0, 10, 1::2], (masks[0, 10, :-1] + masks[0, 10, 1:]) / 2)
+    assert interpolate(torch.tensor([0.0, 1.0]), torch.tensor([-3.0, 0.5, 9.0]), 0).tolist() == [0.0, 0.5, 1.0]
