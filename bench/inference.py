@@ -4,9 +4,13 @@ Each measurement runs separate.py itself, as a fresh process, on a generated 44.
 wav (both stems written as 16-bit wav), and reports the real-time factor separate.py prints, the
 whole process's wall time and its peak resident memory. The checkpoint is an untrained separator
 (speed and memory do not depend on the weights). Memory flat in track length means the 20-minute
-row's peak equals the 3-minute row's.
+row's peak equals the 3-minute row's. Each length runs both roads of the engine, alternating:
+full band (the default: masks at the song's rate) and the model's band (``engine.fullband=false``:
+resampled to the model's rate and back), so their ratio is a same-time pair.
 
     python -m bench.inference [--model unet_paper] [--minutes 3 20] [--runs 3] [--device cpu|cuda]
+
+Writes docs/results/inference.json and .md.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bench.results import write_results
+
 RATE = 44100
 
 
@@ -35,11 +41,14 @@ def make_track(path: Path, minutes: float) -> None:
             f.write(block[: int(minutes * 60 * RATE) - start])
 
 
-def separate_once(ckpt: str, track: Path, out: Path, threads: int, device: str) -> dict:
+ROADS = {"full band": "true", "model band": "false"}
+
+
+def separate_once(ckpt: str, track: Path, out: Path, threads: int, device: str, fullband: str = "true") -> dict:
     from bench.peers import timed
 
     cmd = [sys.executable, "separate.py", f"ckpt={ckpt}", f"input={track}", f"output={out}", "overwrite=true"]
-    cmd += [f"engine.device={device}", f"hydra.run.dir={out}/hydra"]
+    cmd += [f"engine.device={device}", f"hydra.run.dir={out}/hydra", f"engine.fullband={fullband}"]
     output, wall, rss = timed(cmd, threads)
     rtf = float(re.search(r"\(([\d.]+)x real time\)", output).group(1))
     return {"rtf": rtf, "process_s": wall, "peak_rss_mb": rss}
@@ -52,7 +61,6 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per length; the median is reported")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--out", default="outputs/bench/inference.json")
     args = parser.parse_args()
     from bench.peers import timed
 
@@ -63,16 +71,28 @@ def main() -> None:
         for minutes in args.minutes:
             track = Path(tmp) / f"track_{minutes:g}min.wav"
             make_track(track, minutes)
-            runs = [separate_once(ckpt, track, Path(tmp), args.threads, args.device) for _ in range(args.runs)]
-            row = {"model": args.model, "minutes": minutes, "device": args.device, "threads": args.threads}
-            row.update({k: statistics.median(r[k] for r in runs) for k in runs[0]})
-            rows.append(row)
+            runs: dict[str, list[dict]] = {road: [] for road in ROADS}
+            for _ in range(args.runs):
+                for road, flag in ROADS.items():
+                    runs[road].append(separate_once(ckpt, track, Path(tmp), args.threads, args.device, flag))
+            for road, measured in runs.items():
+                row = {"model": args.model, "road": road, "minutes": minutes, "device": args.device}
+                row.update({k: statistics.median(r[k] for r in measured) for k in measured[0]})
+                rows.append(row)
+                print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
             track.unlink()
-            print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    command = f"python -m bench.inference --model {args.model} --minutes {' '.join(f'{m:g}' for m in args.minutes)}"
+    path = write_results(
+        "inference",
+        "separate.py on long files: speed and memory",
+        f"`separate.py` as a fresh process on a generated 44.1 kHz stereo wav, {args.threads} threads, median of "
+        f"{args.runs} runs per road (alternating): rtf = seconds of audio per second of separation as separate.py "
+        "prints it, process_s = the whole process's wall time, peak_rss_mb = its peak resident memory.",
+        rows,
+        ["model", "road", "minutes", "device", "rtf", "process_s", "peak_rss_mb"],
+        command + f" --runs {args.runs} --threads {args.threads} --device {args.device}",
+    )
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -20,47 +20,43 @@ from rich.console import Console
 from rich.progress import track as progress
 from rich.table import Table
 
-from sepkit.audio import resample
 from sepkit.checkpoint import CHECKPOINT_KEY, GAN, checkpoint_kind, load_separator, read_checkpoint
 from sepkit.data.sources.base import TrackInfo, TrackSource, group_targets
 from sepkit.data.sources.musdb import musdb_source
 from sepkit.errors import SepkitError
 from sepkit.inference import SeparationEngine
-from sepkit.metrics import EVAL_METRICS, track_metrics
+from sepkit.metrics import EVAL_METRICS, band_keys, sum_error_db, track_metrics
 from sepkit.separator import Separator
 
 log = logging.getLogger(__name__)
 METHODS = ("model", "mixture", "oracle")
 
 
-def ratio_masks(separator: Separator, references: torch.Tensor) -> torch.Tensor:
-    """Ideal ratio masks ``|Y_j| / sum_k |Y_k|`` at the separator's STFT: ``(targets, channels, time)``
-    references at its rate to ``(1, targets, channels, freq, frames)`` masks."""
-    magnitudes = separator.encode(references).abs()
+def ratio_masks(separator: Separator, references: torch.Tensor, encode=None) -> torch.Tensor:
+    """Ideal ratio masks ``|Y_j| / sum_k |Y_k|``: ``(targets, channels, time)`` references to
+    ``(1, targets, channels, freq, frames)`` masks at the separator's STFT (or ``encode``'s)."""
+    magnitudes = (encode or separator.encode)(references).abs()
     return (magnitudes / magnitudes.sum(0, keepdim=True).clamp_min(1e-8))[None]
 
 
 def oracle_irm(mixture: torch.Tensor, references: torch.Tensor, rate: int, separator: Separator) -> torch.Tensor:
-    """Ideal ratio mask estimates at the model's rate and STFT: ``|Y_j| / sum_k |Y_k|`` on the mixture.
+    """Ideal ratio mask estimates ``|Y_j| / sum_k |Y_k|`` on the mixture, full band: at the song's
+    rate, on the STFT grid the separator's masks meet the song on (:meth:`Separator.stft_pair_at`).
 
     Args:
         mixture: ``(channels, time)`` at ``rate``.
         references: ``(targets, channels, time)`` at ``rate``.
         rate: sample rate of both.
-        separator: whose sample rate and STFT define the oracle.
+        separator: whose frame duration and bin spacing define the oracle.
 
     Returns:
         ``(targets, channels, time)`` estimates at ``rate``.
     """
-    sr = separator.sample_rate
     device = separator.stft.window.device
-    mix = resample(mixture.to(device), rate, sr)
-    refs = resample(references.to(device), rate, sr)
-    mix_spec = separator.encode(mix[None])  # the separator's own stages, with oracle masks
-    est = separator.decode(separator.apply_masks(ratio_masks(separator, refs), mix_spec), mix.shape[-1])[0]
-    est = resample(est, sr, rate).cpu()
-    length = mixture.shape[-1]
-    return torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length]
+    encode, decode = separator.stft_pair_at(rate, device)
+    mix_spec = encode(mixture.to(device)[None])  # the separator's own masking stage, with oracle masks
+    masks = ratio_masks(separator, references.to(device), encode)
+    return decode(separator.apply_masks(masks, mix_spec), mixture.shape[-1])[0].cpu()
 
 
 class BaselineCache:
@@ -75,7 +71,7 @@ class BaselineCache:
         track: TrackInfo,
         separator: Separator,
         groups: list[tuple[int, ...]],
-        flags: tuple[bool, bool],
+        flags: tuple[bool, bool, tuple[float, ...]],
     ) -> None:
         from sepkit import __version__
 
@@ -89,6 +85,7 @@ class BaselineCache:
                 separator.n_fft,
                 separator.hop_length,
                 flags,
+                "fullband",  # oracle at the song's rate since issue #25
             ]
         )
         self.path = Path(cache_dir) / "baselines" / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.json"
@@ -170,7 +167,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     targets = separator.targets
     rows: list[dict[str, Any]] = []
-    flags = (bool(cfg.eval.museval), bool(cfg.eval.get("mel", False)))
+    bands = tuple(float(b) for b in (cfg.eval.get("bands") or ()))
+    flags = (bool(cfg.eval.museval), bool(cfg.eval.get("mel", False)), bands)
     for track in progress(tracks, description="evaluating", console=Console(stderr=True)):
         stems, mixture = source.read_track(track)
         mixture = torch.from_numpy(mixture)
@@ -178,14 +176,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         length = min(mixture.shape[-1], references.shape[-1])  # stem.mp4 streams can differ by a frame
         mixture, references, rate = mixture[:, :length], references[..., :length], track.sample_rate
         model_est = engine.separate(mixture, rate)
-        model_rows = track_metrics(torch.stack([model_est[t] for t in targets]), references, rate, *flags)
+        stacked = torch.stack([model_est[t] for t in targets])
+        model_rows = track_metrics(stacked, references, rate, *flags)
+        for row in model_rows:  # one value per track: how far the stems' sum is from the mixture
+            row["sum_error_db"] = sum_error_db(stacked, mixture) if separator.covers_mixture else float("nan")
         baselines = BaselineCache(cfg.paths.cache_dir, source, track, separator, groups, flags)
         cached = baselines.load()
         if cached is None:
+            oracle = oracle_irm(mixture, references, rate, separator)
             cached = {
                 "mixture": track_metrics(mixture.expand(len(targets), -1, -1), references, rate, *flags),
-                "oracle": track_metrics(oracle_irm(mixture, references, rate, separator), references, rate, *flags),
+                "oracle": track_metrics(oracle, references, rate, *flags),
             }
+            for row in cached["mixture"]:
+                row["sum_error_db"] = float("nan")
+            for row in cached["oracle"]:
+                row["sum_error_db"] = sum_error_db(oracle, mixture)
             baselines.save(cached)
         for method, per_target in {"model": model_rows, **cached}.items():
             for target, values in zip(targets, per_target, strict=True):
@@ -195,7 +201,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             folder.mkdir(parents=True, exist_ok=True)
             for target in targets:
                 sf.write(folder / f"{target}.wav", model_est[target].numpy().T, rate)
-    metrics = [m for m in EVAL_METRICS if m in rows[0]]
+    definitions = {**EVAL_METRICS, **{k: v for b in bands for k, v in band_keys(b).items()}}
+    metrics = [m for m in definitions if m in rows[0]]
     results = summarise(rows, metrics, targets)
     results.update(
         {
@@ -203,7 +210,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "model": separator.name,
             "sample_rate": separator.sample_rate,
             "tracks": [t.name for t in tracks],
-            "metric_definitions": {m: EVAL_METRICS[m] for m in metrics},
+            "metric_definitions": {m: definitions[m] for m in metrics},
             "engine": OmegaConf.to_container(cfg.engine, resolve=True),
         }
     )
@@ -259,15 +266,15 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def print_table(results: dict[str, Any], metrics: list[str], targets: list[str]) -> None:
+    """Medians as one row per metric and a column per target and method (many metrics stay readable)."""
     table = Table(title=f"{results['model']}: medians over {len(results['tracks'])} track(s)")
-    table.add_column("target")
-    table.add_column("method")
-    for m in metrics:
-        table.add_column(m, justify="right")
+    table.add_column("metric")
     for target in targets:
         for method in METHODS:
-            values = results["median"][method][target]
-            table.add_row(target, method, *(f"{values[m]:.3f}" for m in metrics))
+            table.add_column(f"{target}\n{method}", justify="right")
+    for m in metrics:
+        values = [results["median"][method][target][m] for target in targets for method in METHODS]
+        table.add_row(m, *(f"{v:.3f}" for v in values))
     Console(width=max(150, shutil.get_terminal_size().columns)).print(table)
 
 

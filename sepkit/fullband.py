@@ -19,11 +19,10 @@ from scipy.fft import next_fast_len
 
 def stft_at_rate(n_fft: int, hop_length: int, model_rate: int, rate: int) -> tuple[int, int]:
     """``(n_fft, hop)`` at ``rate`` with the model's frame duration and bin spacing (nearly: the FFT
-    size is the next even length with small prime factors; the masks are interpolated anyway)."""
+    size is the next even length whose factors are at most 11; the masks are interpolated anyway)."""
     if rate == model_rate:
         return n_fft, hop_length
-    size = next_fast_len(math.ceil(n_fft * rate / model_rate / 2) * 2, real=True)
-    size += size % 2
+    size = 2 * next_fast_len(math.ceil(n_fft * rate / model_rate / 2))  # even, factors up to 11
     hop = max(1, min(size, round(hop_length * rate / model_rate)))
     return size, hop
 

@@ -8,10 +8,12 @@ Two layers, each usable alone:
   one tile with a positive weight; a function that returns its tile gives back the signal (up to
   float rounding); a tile never sees samples beyond the signal other than zero padding at the end.
 * :class:`SeparationEngine`: a trained :class:`Separator` applied to a signal of any length and
-  rate: validate (:func:`sepkit.audio.check_stream`, :func:`sepkit.audio.check_finite`),
-  resample to the model's rate, tile, separate each batch through the separator's own stages
-  (``encode`` ▶ ``estimate_masks`` ▶ ``apply_masks`` or ``wiener`` ▶ ``decode``), optionally
-  average random shifts, resample back. Output length == input length, at the input's rate.
+  rate: validate (:func:`sepkit.audio.check_stream`, :func:`sepkit.audio.check_finite`), tile at
+  the input's rate, separate each batch full-band through the separator's own stages
+  (:meth:`Separator.separate_at`: the network on a model-rate copy, its masks on the song's own
+  STFT), optionally average random shifts. Output length == input length, at the input's rate,
+  every bin up to its Nyquist; with ``fullband=False``, the older road: resample to the model's
+  rate, separate there, resample back (nothing above the model's Nyquist).
 
 Files are streamed exactly by :func:`sepkit.separation.stream_file`, beside separate.py's code.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -170,6 +173,10 @@ class SeparationEngine:
         device: ``cpu``, ``cuda`` or ``auto``.
         downmix: accept more than two channels by averaging them to mono.
         block_seconds: block length when files are streamed (:func:`sepkit.separation.stream_file`).
+        backend: ``torch``, or ``onnxruntime`` for the mask network exported to ONNX.
+        onnx: the ``.onnx`` file of that backend (None: beside the checkpoint).
+        fullband: masks applied at the song's own rate (True), or stems made at the model's rate
+            and resampled back (False: nothing above its Nyquist; kept for comparison).
     """
 
     def __init__(
@@ -185,6 +192,7 @@ class SeparationEngine:
         block_seconds: float = 60.0,
         backend: str = "torch",
         onnx: str | None = None,
+        fullband: bool = True,
     ) -> None:
         if batch_size < 1 or shifts < 0 or wiener_iterations < 0:
             raise SepkitError("batch_size must be >= 1, shifts and wiener_iterations >= 0")
@@ -204,6 +212,7 @@ class SeparationEngine:
         self.wiener_iterations = wiener_iterations
         self.downmix = downmix
         self.block_seconds = block_seconds
+        self.fullband = fullband
         self.estimate_masks = self._mask_stage(separator, backend, onnx)
         self.chunk = (separator.patch_frames - 1) * separator.hop_length  # model-rate samples: patch_frames frames
         self.stride = tile_stride(self.chunk, overlap)
@@ -263,6 +272,10 @@ class SeparationEngine:
             est_spec = sep.apply_masks(masks, spec)
         return sep.decode(est_spec, batch.shape[-1])
 
+    def _separate_batch_at(self, batch: torch.Tensor, rate: int) -> torch.Tensor:
+        """``(batch, channels, time)`` at ``rate`` to full-band ``(batch, targets, channels, time)``."""
+        return self.separator.separate_at(batch, rate, self.estimate_masks, self.wiener_iterations)
+
 
 @dataclass
 class ShiftPass:
@@ -294,24 +307,24 @@ class SeparationStream:
         check_stream(sample_rate, channels, length, min_samples, engine.downmix)
         self.channels = 1 if channels > 2 else channels
         self.model_channels = 2 if self.channels == 1 and sep.audio_channels == 2 else self.channels
-        self.resample_in = Resampler(sample_rate, sep.sample_rate)
-        self.resample_out = Resampler(sep.sample_rate, sample_rate)
-        model_length = self.resample_in.output_length(length)
+        if engine.fullband:  # tiles at the song's rate; the network's copy is resampled per tile
+            self.resample_in = self.resample_out = None
+            work_rate, work_length = sample_rate, length
+            chunk = max(1, round(engine.chunk * sample_rate / sep.sample_rate))
+            fn = partial(engine._separate_batch_at, rate=sample_rate)
+        else:
+            self.resample_in = Resampler(sample_rate, sep.sample_rate)
+            self.resample_out = Resampler(sep.sample_rate, sample_rate)
+            work_rate, work_length = sep.sample_rate, self.resample_in.output_length(length)
+            chunk, fn = engine.chunk, engine._separate_batch
         shifts = [0]
         if engine.shifts:  # random-shift averaging: each pass sees the signal after `shift` zeros
             gen = torch.Generator().manual_seed(0)
-            max_shift = sep.sample_rate // 2
+            max_shift = work_rate // 2
             shifts = [int(torch.randint(0, max_shift, (1,), generator=gen)) for _ in range(engine.shifts)]
         self.passes = [
             ShiftPass(
-                TiledStream(
-                    engine._separate_batch,
-                    model_length + shift,
-                    engine.chunk,
-                    engine.overlap,
-                    engine.window,
-                    engine.batch_size,
-                ),
+                TiledStream(fn, work_length + shift, chunk, engine.overlap, engine.window, engine.batch_size),
                 shift,
             )
             for shift in shifts
@@ -323,14 +336,18 @@ class SeparationStream:
         check_finite(audio)
         if audio.shape[0] > 2:
             audio = audio.mean(0, keepdim=True)
-        x = self.resample_in.push(to_channels_torch(audio.float(), self.model_channels), last)
+        x = to_channels_torch(audio.float(), self.model_channels)
+        if self.resample_in is not None:
+            x = self.resample_in.push(x, last)
         est = self._tiles(x)
         if est is None:
             if not last:
                 return audio.new_zeros(0, 0, 0)
             est = x.new_zeros(*self.shape, 0)
         self.shape = est.shape[:-1]
-        y = self.resample_out.push(to_channels_torch(est, self.channels), last)
+        y = to_channels_torch(est, self.channels)
+        if self.resample_out is not None:
+            y = self.resample_out.push(y, last)
         y = y[..., : self.length - self.emitted]
         if last and self.emitted + y.shape[-1] < self.length:
             y = torch.nn.functional.pad(y, (0, self.length - self.emitted - y.shape[-1]))

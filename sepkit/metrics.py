@@ -34,6 +34,7 @@ EVAL_METRICS = {
     "mse": "mean squared waveform error",
     "mae": "mean absolute waveform error",
     "mel_l1": "L1 distance of log-mel spectrograms (128 mels, n_fft 2048, hop 512)",
+    "sum_error_db": "the stems' sum against the mixture: error energy over mixture energy in dB (one per track)",
 }
 
 
@@ -73,15 +74,63 @@ def museval_medians(estimates: torch.Tensor, references: torch.Tensor, sample_ra
         }
 
 
+def band_keys(cutoff: float) -> dict[str, str]:
+    """Names and definitions of the band metrics for a cutoff in Hz (``si_sdr_lo8k`` ... for 8000)."""
+    k = f"{cutoff / 1000:g}k"
+    return {
+        f"si_sdr_lo{k}": f"SI-SDR in dB of the band below {cutoff:g} Hz (both signals band-limited by FFT)",
+        f"si_sdr_hi{k}": f"SI-SDR in dB of the band above {cutoff:g} Hz (both signals band-limited by FFT)",
+        f"energy_hi{k}": f"the stem's energy above {cutoff:g} Hz against its reference's, in dB (0: as much)",
+    }
+
+
+def split_band(x: torch.Tensor, sample_rate: int, cutoff: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(..., time)`` into the parts below and above ``cutoff`` Hz (an ideal filter over the whole signal)."""
+    spectrum = torch.fft.rfft(x.double(), dim=-1)
+    above = torch.fft.rfftfreq(x.shape[-1], 1 / sample_rate) >= cutoff
+    high = torch.fft.irfft(spectrum * above.to(spectrum.device), n=x.shape[-1], dim=-1)
+    return (x.double() - high).to(x.dtype), high.to(x.dtype)
+
+
+def band_metrics(
+    estimates: torch.Tensor, references: torch.Tensor, sample_rate: int, cutoffs: list[float]
+) -> list[dict[str, float]]:
+    """Per target of ``(targets, channels, time)``: SI-SDR below and above each cutoff and the
+    energy above it against the reference's (NaN where the reference has none there: less than
+    -50 dB of its whole energy)."""
+    rows: list[dict[str, float]] = [{} for _ in range(references.shape[0])]
+    for cutoff in cutoffs:
+        lo_key, hi_key, energy_key = band_keys(cutoff)
+        est_lo, est_hi = split_band(estimates, sample_rate, cutoff)
+        ref_lo, ref_hi = split_band(references, sample_rate, cutoff)
+        ref_energy = ref_hi.double().square().sum(dim=(-2, -1))
+        lo, hi = si_sdr(est_lo, ref_lo).mean(-1), si_sdr(est_hi, ref_hi).mean(-1)
+        energy = 10 * torch.log10(est_hi.double().square().sum(dim=(-2, -1)) / ref_energy)
+        for j, row in enumerate(rows):
+            audible = float(ref_energy[j]) > 1e-5 * float(references[j].double().square().sum() + 1e-20)
+            row[lo_key] = float(lo[j])
+            row[hi_key] = float(hi[j]) if audible else float("nan")
+            row[energy_key] = float(energy[j]) if audible else float("nan")
+    return rows
+
+
+def sum_error_db(estimates: torch.Tensor, mixture: torch.Tensor) -> float:
+    """How far the stems' sum is from the mixture: error energy over mixture energy, in dB."""
+    error = (estimates.double().sum(0) - mixture.double()).square().sum()
+    return float(10 * torch.log10(error / mixture.double().square().sum().clamp_min(1e-20) + 1e-30))
+
+
 def track_metrics(
     estimates: torch.Tensor,
     references: torch.Tensor,
     sample_rate: int,
     with_museval: bool = True,
     with_mel: bool = True,
+    bands: tuple[float, ...] = (),
 ) -> list[dict[str, float]]:
     """The metrics of :data:`EVAL_METRICS` per target of ``(targets, channels, time)`` tensors
-    (museval and log-mel L1 only when asked: each costs more than separating the audio)."""
+    (museval and log-mel L1 only when asked: each costs more than separating the audio), and the
+    :func:`band_metrics` of each cutoff in ``bands``."""
     bss = museval_medians(estimates, references, sample_rate) if with_museval else {}
     error = estimates - references
     columns = {
@@ -95,4 +144,7 @@ def track_metrics(
         if with_mel:
             row["mel_l1"] = mel_l1(estimates[j], references[j], sample_rate)
         row.update({k: v[j] for k, v in bss.items()})
+    if bands:
+        for row, extra in zip(rows, band_metrics(estimates, references, sample_rate, list(bands)), strict=True):
+            row.update(extra)
     return rows

@@ -1,11 +1,16 @@
 """The Separator: the one object users train, save and load.
 
-    resample ▶ STFT ▶ magnitude ▶ mask network ▶ masks (batch, targets, channels, freq, frames)
-             ▶ × mixture STFT (or multichannel Wiener) ▶ iSTFT ▶ resample
+    song at rate R ─▶ resample to the model's rate ▶ STFT ▶ magnitude ▶ mask network ▶ masks
+         │                                   (batch, targets, channels, freq, frames) at its rate
+         └─▶ STFT at R (same frame duration and Hz per bin) ◀── masks placed on its grid, extended
+             ▶ × masks (or multichannel Wiener) ▶ iSTFT at R         up to R/2 (sepkit.fullband)
 
-It knows nothing about Lightning or datasets. Each stage is a method a subclass may override.
-Signals of any length and rate go through :class:`sepkit.inference.SeparationEngine`, which
-resamples, chunks and overlap-adds around :meth:`Separator.forward`'s stages.
+The network sees its low band at its own resolution; the stems come out at the song's rate with
+every bin up to its Nyquist (:meth:`Separator.separate_at`), and add up to the song when the targets
+cover the mixture. At the model's own rate the two STFTs are one (:meth:`Separator.forward`, what
+training runs). It knows nothing about Lightning or datasets. Each stage is a method a subclass may
+override. Signals of any length go through :class:`sepkit.inference.SeparationEngine`, which chunks
+and overlap-adds around :meth:`Separator.separate_at`.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import torch
 from torch import nn
 
 from sepkit.errors import SepkitError, find_user_error
+from sepkit.fullband import masks_on_grid, stft_at_rate
 from sepkit.models.base import MaskNet
-from sepkit.spectral import make_stft_pair
+from sepkit.spectral import ISTFT, STFT, make_stft_pair
 
 MASK_EXTENSIONS = ("edge", "mean", "zero", "one")
 
@@ -110,6 +116,7 @@ class Separator(nn.Module):
         # Wiener stage then shares the mixture among the targets alone; otherwise a residual
         # source takes what the targets leave out.
         self.covers_mixture = default_covers_mixture(self.targets)
+        self._stft_at: dict[tuple[int, str], tuple[STFT, ISTFT]] = {}
 
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """``(batch, channels, time)`` waveform to complex ``(batch, channels, freq, frames)``."""
@@ -142,6 +149,57 @@ class Separator(nn.Module):
     def decode(self, spec: torch.Tensor, length: int) -> torch.Tensor:
         """Complex ``(..., freq, frames)`` back to ``(..., length)`` waveforms."""
         return self.istft(spec, length)
+
+    def stft_pair_at(self, rate: int, device: torch.device) -> tuple[STFT, ISTFT]:
+        """The STFT pair at ``rate`` with this separator's frame duration and bin spacing."""
+        key = (rate, str(device))
+        if key not in self._stft_at:
+            n_fft, hop = stft_at_rate(self.n_fft, self.hop_length, self.sample_rate, rate)
+            self._stft_at[key] = tuple(m.to(device) for m in make_stft_pair(n_fft, hop))
+        return self._stft_at[key]
+
+    def masks_at_rate(self, masks: torch.Tensor, rate: int, n_frames: int) -> torch.Tensor:
+        """Masks from :meth:`estimate_masks` on the grid of :meth:`stft_pair_at` ``rate``: the bins the
+        network saw interpolated at each bin's frequency and frame's time, the bins above them
+        extended by ``mask_extension`` up to ``rate / 2``. ``(..., freq_at_rate, n_frames)``."""
+        covered = masks[..., : self.max_bins, :]
+        fill = extend_masks(covered, self.max_bins + 1, self.mask_extension)[..., -1:, :]
+        n_fft, hop = stft_at_rate(self.n_fft, self.hop_length, self.sample_rate, rate)
+        model_grid = (self.sample_rate, self.n_fft, self.hop_length)
+        return masks_on_grid(covered, fill, model_grid, (rate, n_fft, hop), n_frames)
+
+    def share_mixture(self, masks: torch.Tensor) -> torch.Tensor:
+        """When the targets cover the mixture, masks scaled to sum to one in every bin (so the
+        stems add up to the input; a bin no target claims is shared equally); else unchanged."""
+        if not self.covers_mixture:
+            return masks
+        total = masks.sum(1, keepdim=True)
+        return torch.where(total > 1e-8, masks / total.clamp_min(1e-8), 1.0 / masks.shape[1])
+
+    def separate_at(
+        self,
+        mixture: torch.Tensor,
+        rate: int,
+        estimate_masks: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        wiener_iterations: int = 0,
+    ) -> torch.Tensor:
+        """Full-band separation of ``(batch, channels, time)`` at ``rate`` into
+        ``(batch, targets, channels, time)`` at ``rate``: the network on the model-rate copy, its
+        masks on the song's own STFT (``estimate_masks``: another implementation of that stage,
+        e.g. ONNX)."""
+        from sepkit.audio import resample
+
+        low = mixture if rate == self.sample_rate else resample(mixture, rate, self.sample_rate)
+        masks = (estimate_masks or self.estimate_masks)(self.encode(low).abs())
+        encode, decode = self.stft_pair_at(rate, mixture.device)
+        spec = encode(mixture)
+        masks = self.share_mixture(self.masks_at_rate(masks, rate, spec.shape[-1]))
+        if not wiener_iterations:
+            return decode(self.apply_masks(masks, spec), mixture.shape[-1])
+        est = self.wiener(masks, spec, wiener_iterations)
+        if self.covers_mixture:  # Wiener's regularisation leaves a little of the mixture out: share it too
+            est = est + masks * (spec - est.sum(1))[:, None]
+        return decode(est, mixture.shape[-1])
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """Separate ``(batch, channels, time)`` at :attr:`sample_rate` into ``(batch, targets, channels, time)``."""

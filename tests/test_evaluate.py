@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sepkit.metrics import EVAL_METRICS, museval_medians, track_metrics, usdr
+from sepkit.metrics import EVAL_METRICS, band_keys, band_metrics, museval_medians, sum_error_db, track_metrics, usdr
 from tests.conftest import run_entry
 
 
@@ -21,7 +21,10 @@ def test_evaluate_writes_tables_with_baselines_and_is_repeatable(tmp_path, tiny_
     results = json.loads((out / "results.json").read_text())
     assert set(results["median"]) == {"model", "mixture", "oracle"}
     vocals = results["median"]
-    assert set(vocals["model"]["vocals"]) == set(EVAL_METRICS)
+    assert set(vocals["model"]["vocals"]) == set(EVAL_METRICS) | set(band_keys(8000))
+    # the generated songs are 44.1 kHz: full-band stems keep their upper band, and add up to the mixture
+    assert vocals["model"]["vocals"]["sum_error_db"] < -80
+    assert vocals["oracle"]["vocals"]["si_sdr_hi8k"] > vocals["mixture"]["vocals"]["si_sdr_hi8k"] + 3
     # the oracle ratio mask beats doing nothing
     assert vocals["oracle"]["vocals"]["si_sdr"] > vocals["mixture"]["vocals"]["si_sdr"] + 3
     assert (out / "per_track.csv").read_text().count("\n") == 1 + 3 * 2  # header + methods x targets
@@ -116,3 +119,21 @@ def test_oracle_goes_through_the_separators_stages() -> None:
     assert calls and est.shape == refs.shape
     error = (est - refs)[..., 2000:-2000].pow(2).sum() / refs[..., 2000:-2000].pow(2).sum()
     assert 10 * torch.log10(error) < -20  # separated tones come back
+
+
+def test_band_metrics_on_known_cases() -> None:
+    rate = 44100
+    t = torch.arange(2 * rate) / rate
+    low = torch.sin(2 * torch.pi * 440 * t)
+    high = 0.1 * torch.sin(2 * torch.pi * 12000 * t) + 0.05 * torch.sin(2 * torch.pi * 9000 * t)
+    reference = torch.stack([low + high, low + high])[None]  # (targets, channels, time)
+    dull = torch.stack([low, low])[None]  # a stem with nothing above 8 kHz
+    (row,) = band_metrics(dull, reference, rate, [8000.0])
+    assert row["si_sdr_lo8k"] > 60 and row["energy_hi8k"] < -50 and row["si_sdr_hi8k"] < -20
+    (row,) = band_metrics(reference * 0.5, reference, rate, [8000.0])  # the right stem, quieter
+    assert row["si_sdr_hi8k"] > 60 and row["energy_hi8k"] == pytest.approx(20 * np.log10(0.5), abs=1e-3)
+    (row,) = band_metrics(reference, dull, rate, [8000.0])  # nothing above 8 kHz to measure against
+    assert np.isnan(row["si_sdr_hi8k"]) and np.isnan(row["energy_hi8k"])
+    mixture = reference[0]
+    assert sum_error_db(torch.stack([mixture, torch.zeros_like(mixture)]), mixture) < -200  # a stem that is the mix
+    assert sum_error_db(torch.stack([mixture, mixture]), mixture) == pytest.approx(0.0, abs=1e-6)
