@@ -38,7 +38,6 @@ from sepkit.data.datamodule import FixedSegments
 from sepkit.errors import SepkitError
 from sepkit.evaluation import ratio_masks
 from sepkit.metrics import si_sdr
-from sepkit.separator import extend_masks
 
 
 def _datamodule(separator):
@@ -67,7 +66,7 @@ def score(separator, segments: FixedSegments, swaps: bool) -> dict[str, dict[str
             mixture, references, _ = segments[index]
             spec = separator.encode(mixture[None])
             masks = separator.net(spec.abs()[..., :seen, :])
-            full = extend_masks(masks, spec.shape[-2], separator.mask_extension)
+            full = separator.extend(masks, spec.shape[-2])
             variants = {"model": separator.apply_masks(full, spec)}
             if swaps:
                 ideal = ratio_masks(separator, references)
@@ -76,7 +75,7 @@ def score(separator, segments: FixedSegments, swaps: bool) -> dict[str, dict[str
                     torch.cat([masks, ideal[..., seen:, :]], -2), spec
                 )
                 variants["ideal below, model rule above"] = separator.apply_masks(
-                    extend_masks(ideal[..., :seen, :], spec.shape[-2], separator.mask_extension), spec
+                    separator.extend(ideal[..., :seen, :], spec.shape[-2]), spec
                 )
                 variants["ideal everywhere"] = separator.apply_masks(ideal, spec)
             for name, estimate in variants.items():

@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import RichProgressBar
 
+from sepkit.audio import resample
 from sepkit.errors import SepkitError
 
 
@@ -141,10 +142,11 @@ class MediaLogger(L.Callback):
         items = [dataset[i] for i in range(min(self.n_examples, len(dataset)))]
         mixture = torch.stack([item[0] for item in items]).to(pl_module.device)
         references = torch.stack([item[1] for item in items])
+        rate = getattr(pl_module, "sample_rate", sep.sample_rate)
         with torch.no_grad():
-            spec = sep.encode(mixture)
+            spec = sep.encode(resample(mixture, rate, sep.sample_rate))  # the band the network sees
             masks = sep.estimate_masks(spec.abs())
-            estimates = sep.decode(sep.apply_masks(masks, spec), mixture.shape[-1]).cpu()
+            estimates = sep.separate_at(mixture, rate).cpu()
         for i in range(len(items)):
             clips = {"mixture": mixture[i].cpu()}
             for j, target in enumerate(sep.targets):
@@ -152,7 +154,7 @@ class MediaLogger(L.Callback):
                 clips[f"{target}/reference"] = references[i, j]
             figure = _mask_figure(spec[i, 0].abs().cpu(), masks[i, 0, 0].cpu(), sep.targets[0])
             for logger in loggers:
-                _log_media(logger, f"val_media/{i}", clips, figure, sep.sample_rate, trainer.global_step)
+                _log_media(logger, f"val_media/{i}", clips, figure, rate, trainer.global_step)
             import matplotlib.pyplot as plt
 
             plt.close(figure)

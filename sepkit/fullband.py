@@ -15,6 +15,7 @@ import math
 
 import torch
 from scipy.fft import next_fast_len
+from torch import nn
 
 
 def stft_at_rate(n_fft: int, hop_length: int, model_rate: int, rate: int) -> tuple[int, int]:
@@ -41,9 +42,19 @@ def interpolate(x: torch.Tensor, positions: torch.Tensor, dim: int) -> torch.Ten
     return a + (b - a) * frac
 
 
+def knot_positions(freqs: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
+    """Fractional indices of ``freqs`` among ascending ``knots`` (piecewise linear, clamped to the ends)."""
+    if knots.numel() == 1:
+        return torch.zeros_like(freqs)
+    idx = (torch.searchsorted(knots, freqs, right=True) - 1).clamp(0, knots.numel() - 2)
+    frac = (freqs - knots[idx]) / (knots[idx + 1] - knots[idx])
+    return (idx + frac).clamp(0, knots.numel() - 1)
+
+
 def masks_on_grid(
     masks: torch.Tensor,
     fill: torch.Tensor,
+    fill_hz: torch.Tensor,
     model_grid: tuple[int, int, int],
     grid: tuple[int, int, int],
     n_frames: int,
@@ -52,7 +63,9 @@ def masks_on_grid(
 
     Args:
         masks: ``(..., covered_bins, model_frames)``, the bins the network saw.
-        fill: ``(..., 1, model_frames)``, the extension rule's mask for bins above them.
+        fill: ``(..., knots, model_frames)``, the extension's masks for the band above them, at
+            the frequencies ``fill_hz`` (ascending, above the covered bins): one knot for the fixed
+            rules, several for a learnt extension. Above the last knot its mask holds.
         model_grid: ``(rate, n_fft, hop)`` of the network's STFT.
         grid: ``(rate, n_fft, hop)`` of the STFT the masks are applied to.
         n_frames: frames of that STFT.
@@ -65,6 +78,36 @@ def masks_on_grid(
     covered = masks.shape[-2]
     times = torch.arange(n_frames, dtype=torch.float64) * hop / rate
     on_time = interpolate(torch.cat([masks, fill], -2), times * model_rate / model_hop, -1)
+    knots = torch.cat([torch.arange(covered, dtype=torch.float64) * model_rate / model_fft, fill_hz.double().cpu()])
     freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * rate / n_fft
-    # bins beyond the last covered one take the fill, reached by a linear ramp over one model bin
-    return interpolate(on_time, (freqs * model_fft / model_rate).clamp(max=covered), -2)
+    return interpolate(on_time, knot_positions(freqs, knots), -2)
+
+
+class LearnedExtension(nn.Module):
+    """Masks for the band above the network's, learnt from the network's own masks
+    (``mask_extension=learned``): per target, ``bands`` knots log-spaced from just above the covered
+    band to ``high_hz``; each knot's mask per frame and channel is
+    ``sigmoid(a * logit(top) + b * logit(mean) + c)`` of the mean mask over the top eighth of the
+    covered bins and over all of them. It starts as the ``edge`` rule (a = 1, b = c = 0) and learns
+    what the band above is like when training sees it (a full-band loss at the song's rate).
+
+    Args:
+        n_targets: targets.
+        low_hz: the first knot (just above the covered band).
+        high_hz: the last knot (the highest Nyquist it should serve).
+        bands: knots.
+    """
+
+    def __init__(self, n_targets: int, low_hz: float, high_hz: float = 24000.0, bands: int = 8) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.tensor([1.0, 0.0]).repeat(n_targets, bands, 1))
+        self.bias = nn.Parameter(torch.zeros(n_targets, bands))
+        hz = torch.logspace(math.log10(low_hz), math.log10(max(high_hz, low_hz * 1.01)), bands, dtype=torch.float64)
+        self.register_buffer("knots_hz", hz, persistent=False)
+
+    def forward(self, covered: torch.Tensor) -> torch.Tensor:
+        """``(batch, targets, channels, covered_bins, frames)`` to ``(batch, targets, channels, bands, frames)``."""
+        top = covered[..., -max(1, covered.shape[-2] // 8) :, :].mean(-2)
+        feats = torch.stack([top, covered.mean(-2)], -1).clamp(1e-4, 1 - 1e-4).logit()  # (b, s, c, t, 2)
+        z = torch.einsum("bsctf,skf->bsckt", feats, self.weight.to(feats.dtype))
+        return torch.sigmoid(z + self.bias[None, :, None, :, None])

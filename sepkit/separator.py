@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from sepkit.errors import SepkitError, find_user_error
-from sepkit.fullband import masks_on_grid, stft_at_rate
+from sepkit.fullband import LearnedExtension, masks_on_grid, stft_at_rate
 from sepkit.models.base import MaskNet
 from sepkit.spectral import ISTFT, STFT, make_stft_pair
 
-MASK_EXTENSIONS = ("edge", "mean", "zero", "one")
+MASK_EXTENSIONS = ("edge", "mean", "zero", "one", "learned")
 
 
 def extend_masks(masks: torch.Tensor, n_freq: int, rule: str) -> torch.Tensor:
@@ -37,7 +37,8 @@ def extend_masks(masks: torch.Tensor, n_freq: int, rule: str) -> torch.Tensor:
         n_freq: bins of the full spectrogram.
         rule: ``edge`` repeats the highest covered bin's mask, ``mean`` uses the mean mask over
             the covered bins of each frame (Spleeter's "average"), ``zero`` removes the upper band,
-            ``one`` passes it through unchanged.
+            ``one`` passes it through unchanged. (``learned`` is the separator's own:
+            :class:`sepkit.fullband.LearnedExtension`, through :meth:`Separator.extend`.)
 
     Returns:
         ``(..., n_freq, frames)`` masks.
@@ -54,7 +55,7 @@ def extend_masks(masks: torch.Tensor, n_freq: int, rule: str) -> torch.Tensor:
     elif rule == "one":
         fill = torch.ones_like(masks[..., -1:, :])
     else:
-        raise ValueError(f"mask_extension must be one of {MASK_EXTENSIONS}, got {rule!r}")
+        raise ValueError(f"mask_extension must be one of {MASK_EXTENSIONS[:4]} here, got {rule!r}")
     return torch.cat([masks, fill.expand(*masks.shape[:-2], missing, masks.shape[-1])], dim=-2)
 
 
@@ -77,7 +78,9 @@ class Separator(nn.Module):
         hop_length: STFT hop.
         max_bins: lowest bins the network sees (the rest get masks by ``mask_extension``).
         patch_frames: frames per network input patch (training segments and inference chunks).
-        mask_extension: rule for bins above ``max_bins`` (see :func:`extend_masks`).
+        mask_extension: rule for bins above ``max_bins``, up to the song's Nyquist: a fixed rule of
+            :func:`extend_masks`, or ``learned`` (:class:`sepkit.fullband.LearnedExtension`, trained
+            with the network; worth it when training sees the band above, at the song's rate).
         audio_channels: channels the separator is trained on (mono input is duplicated).
         name: variant name, for tables and logs.
     """
@@ -111,6 +114,11 @@ class Separator(nn.Module):
         self.name = name
         self.stft, self.istft = make_stft_pair(n_fft, hop_length)
         self.net = net(n_targets=len(self.targets), audio_channels=audio_channels)
+        self.extender = (
+            LearnedExtension(len(self.targets), (max_bins + 0.5) * sample_rate / n_fft)
+            if mask_extension == "learned"
+            else None
+        )
         self.config: dict[str, Any] = {}
         # Whether the targets add up to the mixture (set from the training data by train.py). The
         # Wiener stage then shares the mixture among the targets alone; otherwise a residual
@@ -124,8 +132,25 @@ class Separator(nn.Module):
 
     def estimate_masks(self, mag: torch.Tensor) -> torch.Tensor:
         """Magnitude ``(batch, channels, freq, frames)`` to masks ``(batch, targets, channels, freq, frames)``."""
-        masks = self.net(mag[..., : self.max_bins, :])
-        return extend_masks(masks, mag.shape[-2], self.mask_extension)
+        return self.extend(self.net(mag[..., : self.max_bins, :]), mag.shape[-2])
+
+    def extension(self, covered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The masks of the band above the covered bins ``(..., covered_bins, frames)``: ``(..., knots,
+        frames)`` at the frequencies (Hz) returned with them; one knot just above the covered band for
+        a fixed rule, several for ``learned``."""
+        if self.extender is not None:
+            return self.extender(covered), self.extender.knots_hz
+        fill = extend_masks(covered, covered.shape[-2] + 1, self.mask_extension)[..., -1:, :]
+        return fill, torch.tensor([covered.shape[-2] * self.sample_rate / self.n_fft], dtype=torch.float64)
+
+    def extend(self, covered: torch.Tensor, n_freq: int) -> torch.Tensor:
+        """Masks of the covered bins ``(..., covered_bins, frames)`` extended to ``n_freq`` bins of
+        this separator's own STFT by its ``mask_extension``."""
+        if self.extender is None:
+            return extend_masks(covered, n_freq, self.mask_extension)
+        fill, hz = self.extension(covered)
+        grid = (self.sample_rate, self.n_fft, self.hop_length)
+        return masks_on_grid(covered, fill, hz, grid, grid, covered.shape[-1])[..., :n_freq, :]
 
     def apply_masks(self, masks: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
         """Masked mixture spectrograms ``(batch, targets, channels, freq, frames)``."""
@@ -163,10 +188,10 @@ class Separator(nn.Module):
         network saw interpolated at each bin's frequency and frame's time, the bins above them
         extended by ``mask_extension`` up to ``rate / 2``. ``(..., freq_at_rate, n_frames)``."""
         covered = masks[..., : self.max_bins, :]
-        fill = extend_masks(covered, self.max_bins + 1, self.mask_extension)[..., -1:, :]
+        fill, hz = self.extension(covered)
         n_fft, hop = stft_at_rate(self.n_fft, self.hop_length, self.sample_rate, rate)
         model_grid = (self.sample_rate, self.n_fft, self.hop_length)
-        return masks_on_grid(covered, fill, model_grid, (rate, n_fft, hop), n_frames)
+        return masks_on_grid(covered, fill, hz, model_grid, (rate, n_fft, hop), n_frames)
 
     def share_mixture(self, masks: torch.Tensor) -> torch.Tensor:
         """When the targets cover the mixture, masks scaled to sum to one in every bin (so the

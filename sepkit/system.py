@@ -12,15 +12,22 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
+from sepkit.audio import resample
 from sepkit.checkpoint import CHECKPOINT_KEY
 from sepkit.losses import WithWaveformSNR
 from sepkit.metrics import SI_SDR, SI_SDRI, TRAIN_LOSS, VAL_LOSS, VAL_SI_SDR, metric_key, si_sdr
-from sepkit.separator import Separator, extend_masks
+from sepkit.separator import Separator
 
 
 class SeparationSystem(L.LightningModule):
     """Trains a :class:`Separator` on ``(mixture, targets[, lengths])`` waveform batches
     (``lengths``: real samples per example; the padding after them is left out of the loss).
+
+    Batches at the separator's own rate train its network on the bins it sees. Batches at a higher
+    ``sample_rate`` (``data.sample_rate=44100``) train full band, as inference separates: the
+    network on a resampled copy, its masks on the song's own STFT (:meth:`Separator.separate_at`),
+    the loss over every bin up to the song's Nyquist, so a ``learned`` mask extension learns the
+    band above the network's. The spectrogram augmentation is for the first kind only.
 
     Args:
         separator: the model.
@@ -28,6 +35,7 @@ class SeparationSystem(L.LightningModule):
         optimizer: partial optimiser, called with the parameters.
         scheduler: None or ``{"scheduler": partial, "monitor": key, "interval": "epoch"|"step"}``.
         spec_augment: training-only spectrogram augmentation ``(mix, targets) -> (mix, targets)``.
+        sample_rate: the batches' rate (None: the separator's).
     """
 
     def __init__(
@@ -37,6 +45,7 @@ class SeparationSystem(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: dict[str, Any] | None = None,
         spec_augment: nn.Module | None = None,
+        sample_rate: int | None = None,
     ) -> None:
         super().__init__()
         self.separator = separator
@@ -44,6 +53,8 @@ class SeparationSystem(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_config = scheduler
         self.spec_augment = spec_augment
+        self.sample_rate = sample_rate or separator.sample_rate
+        self.fullband = self.sample_rate != separator.sample_rate
         self.targets = separator.targets
         self.val_si_sdr = nn.ModuleDict({t: MeanMetric() for t in self.targets})
         self.val_si_sdr_mix = nn.ModuleDict({t: MeanMetric() for t in self.targets})
@@ -56,6 +67,8 @@ class SeparationSystem(L.LightningModule):
     def _spectral_loss(
         self, mixture: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor | None, augment: bool
     ) -> torch.Tensor:
+        if self.fullband:
+            return self._fullband_loss(mixture, targets, lengths)
         sep = self.separator
         spec = sep.encode(mixture)
         mix_mag = spec.abs()[..., : sep.max_bins, :]
@@ -63,10 +76,11 @@ class SeparationSystem(L.LightningModule):
         if augment and self.spec_augment is not None:
             mix_mag, target_mag = self.spec_augment(mix_mag, target_mag)
         masks = sep.estimate_masks(mix_mag)  # the separator's own stage: an override is what trains
-        loss = self.loss(masks, mix_mag, target_mag, self._frame_weight(lengths, mixture.shape[-1], masks.shape[-1]))
+        weight = self._frame_weight(lengths, mixture.shape[-1], masks.shape[-1], sep.hop_length)
+        loss = self.loss(masks, mix_mag, target_mag, weight)
         if isinstance(self.loss, WithWaveformSNR) and self.loss.weight:
             # the waveforms inference would give: every bin masked, the mixture's phase, overlap-add
-            full = extend_masks(masks, spec.shape[-2], sep.mask_extension)
+            full = sep.extend(masks[..., : sep.max_bins, :], spec.shape[-2])
             estimates = sep.decode(sep.apply_masks(full, spec), mixture.shape[-1])
             if lengths is not None:  # padding is silent in all three; keep it out of the powers
                 keep = torch.arange(mixture.shape[-1], device=mixture.device)[None] < lengths[:, None]
@@ -74,11 +88,31 @@ class SeparationSystem(L.LightningModule):
             loss = loss + self.loss.waveform(estimates, targets, mixture)
         return loss
 
-    def _frame_weight(self, lengths: torch.Tensor | None, samples: int, frames: int) -> torch.Tensor | None:
+    def _fullband_loss(
+        self, mixture: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The loss over every bin of the song's own STFT, with the masks inference would apply."""
+        sep = self.separator
+        low = resample(mixture, self.sample_rate, sep.sample_rate)
+        masks = sep.estimate_masks(sep.encode(low).abs())
+        encode, decode = sep.stft_pair_at(self.sample_rate, mixture.device)
+        spec = encode(mixture)
+        full = sep.share_mixture(sep.masks_at_rate(masks, self.sample_rate, spec.shape[-1]))
+        weight = self._frame_weight(lengths, mixture.shape[-1], spec.shape[-1], encode.hop_length)
+        loss = self.loss(full, spec.abs(), encode(targets).abs(), weight)
+        if isinstance(self.loss, WithWaveformSNR) and self.loss.weight:
+            estimates = decode(sep.apply_masks(full, spec), mixture.shape[-1])
+            if lengths is not None:
+                keep = torch.arange(mixture.shape[-1], device=mixture.device)[None] < lengths[:, None]
+                estimates = estimates * keep[:, None, None]
+            loss = loss + self.loss.waveform(estimates, targets, mixture)
+        return loss
+
+    def _frame_weight(self, lengths: torch.Tensor | None, samples: int, frames: int, hop: int) -> torch.Tensor | None:
         """``(batch, 1, 1, 1, frames)``: 1 for frames centred on real samples, None if nothing is padded."""
         if lengths is None or bool((lengths >= samples).all()):
             return None
-        centres = torch.arange(frames, device=lengths.device) * self.separator.hop_length
+        centres = torch.arange(frames, device=lengths.device) * hop
         return (centres[None] < lengths[:, None]).float()[:, None, None, None]
 
     @staticmethod
@@ -96,7 +130,7 @@ class SeparationSystem(L.LightningModule):
         mixture, targets, lengths = self._unpack(batch)
         loss = self._spectral_loss(mixture, targets, lengths, augment=False)
         self.log(VAL_LOSS, loss, prog_bar=True, batch_size=mixture.shape[0], sync_dist=True)
-        estimates = self.separator(mixture)
+        estimates = self.separator.separate_at(mixture, self.sample_rate) if self.fullband else self.separator(mixture)
         for j, target in enumerate(self.targets):
             self.val_si_sdr[target].update(si_sdr(estimates[:, j], targets[:, j]))
             self.val_si_sdr_mix[target].update(si_sdr(mixture, targets[:, j]))

@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sepkit.audio import resample
 from sepkit.callbacks import BestMetrics, NonFiniteError, StopOnNonFinite, Throughput
 from sepkit.checkpoint import SEPARATOR, read_checkpoint
 from sepkit.cli import check_required
@@ -135,6 +136,7 @@ def train(cfg: DictConfig) -> float | None:
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         spec_augment=datamodule.spec_augment,
+        sample_rate=datamodule.sample_rate,
     )
     callbacks = instantiate_group(cfg.get("callbacks"))
     resume_wandb_run(cfg, ckpt_path)
@@ -143,7 +145,8 @@ def train(cfg: DictConfig) -> float | None:
 
     datamodule.prepare_data()
     datamodule.write_splits(out_dir / "splits.json")
-    if not ckpt_path and (used := separator.fit_input_statistics(datamodule.train_mixtures())):
+    model_rate = (resample(m, datamodule.sample_rate, separator.sample_rate) for m in datamodule.train_mixtures())
+    if not ckpt_path and (used := separator.fit_input_statistics(model_rate)):
         log.info("input scaler of %s set from the %d training tracks", type(separator.net).__name__, used)
     separator.covers_mixture = datamodule.covers_mixture
     system.run_info = {

@@ -10,7 +10,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from sepkit.fullband import interpolate, masks_on_grid, stft_at_rate
+from sepkit.fullband import LearnedExtension, interpolate, knot_positions, masks_on_grid, stft_at_rate
 from sepkit.inference import SeparationEngine
 from sepkit.separation import stream_file
 from sepkit.separator import build_separator
@@ -114,11 +114,12 @@ def test_masks_on_grid_interpolate_in_frequency_and_time() -> None:
     frames = torch.arange(7, dtype=torch.float64)
     masks = (freqs[:, None] / 1000 + frames[None] / 100).float()[None]  # linear in both
     fill = torch.full((1, 1, 7), 0.25)
-    out = masks_on_grid(masks, fill, model_grid, grid, 7)
+    fill_hz = torch.tensor([101 * 8.0])  # one knot just above the covered band: a fixed rule
+    out = masks_on_grid(masks, fill, fill_hz, model_grid, grid, 7)
     assert out.shape == (1, 1001, 7)
     torch.testing.assert_close(out[0, :101], masks[0], atol=1e-6, rtol=0)
     assert (out[0, 101:] == 0.25).all()  # above the covered band: the extension rule's mask
-    half_hop = masks_on_grid(masks, fill, model_grid, (16000, 2000, 500), 13)
+    half_hop = masks_on_grid(masks, fill, fill_hz, model_grid, (16000, 2000, 500), 13)
     torch.testing.assert_close(half_hop[0, 10, 1::2], (masks[0, 10, :-1] + masks[0, 10, 1:]) / 2)
     assert interpolate(torch.tensor([0.0, 1.0]), torch.tensor([-3.0, 0.5, 9.0]), 0).tolist() == [0.0, 0.5, 1.0]
 
@@ -129,3 +130,127 @@ def test_wiener_stems_add_up_too(rate: int) -> None:
     mix = torch.randn(2, int(rate * 3.1)) * 0.2
     total = sum(engine.separate(mix, rate).values())
     assert 10 * torch.log10(((total - mix) ** 2).sum() / (mix**2).sum()) < -80
+
+
+def test_knots_above_the_covered_band() -> None:
+    knots = torch.tensor([0.0, 10.0, 20.0, 40.0], dtype=torch.float64)
+    freqs = torch.tensor([-5.0, 0.0, 5.0, 20.0, 30.0, 90.0], dtype=torch.float64)
+    assert knot_positions(freqs, knots).tolist() == [0.0, 0.0, 0.5, 2.0, 2.5, 3.0]
+    masks = torch.zeros(1, 4, 3)  # 4 covered bins at 0, 1000, 2000, 3000 Hz (model: 8000 Hz, n_fft 8)
+    fill = torch.stack([torch.full((3,), 0.2), torch.full((3,), 0.6)], -2)[None]  # knots at 6 and 10 kHz
+    out = masks_on_grid(masks, fill, torch.tensor([6000.0, 10000.0]), (8000, 8, 4), (32000, 32, 16), 3)
+    bins = dict(zip((torch.arange(17) * 1000).tolist(), out[0, :, 0].tolist(), strict=True))
+    assert bins[3000] == 0 and bins[6000] == pytest.approx(0.2) and bins[8000] == pytest.approx(0.4)
+    assert bins[10000] == pytest.approx(0.6) and bins[16000] == pytest.approx(0.6)
+
+
+def test_learned_extension_starts_as_the_edge_rule_and_learns() -> None:
+    ext = LearnedExtension(n_targets=2, low_hz=4000.0, high_hz=22050.0, bands=5)
+    covered = torch.rand(3, 2, 2, 64, 9) * 0.98 + 0.01
+    top = covered[..., -8:, :].mean(-2, keepdim=True)
+    torch.testing.assert_close(ext(covered), top.expand(-1, -1, -1, 5, -1), atol=1e-5, rtol=0)
+    assert float(ext.knots_hz[0]) == pytest.approx(4000.0) and float(ext.knots_hz[-1]) == pytest.approx(22050.0)
+    target = torch.full((3, 2, 2, 5, 9), 0.9)
+    optimizer = torch.optim.Adam(ext.parameters(), lr=0.1)
+    first = None
+    for _ in range(50):
+        loss = (ext(covered) - target).abs().mean()
+        first = first if first is not None else float(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss) < 0.2 * first
+
+
+def test_a_learned_extension_is_saved_and_reloaded(tmp_path) -> None:
+    from sepkit.checkpoint import load_separator, separator_checkpoint
+    from tests.test_separator import PAPER
+
+    torch.manual_seed(0)
+    sep = build_separator({**PAPER, "mask_extension": "learned"}, ["vocals", "accompaniment"]).eval()
+    with torch.no_grad():
+        sep.extender.bias.add_(torch.randn_like(sep.extender.bias))
+    torch.save(separator_checkpoint(sep, {}), tmp_path / "m.ckpt")
+    again = load_separator(tmp_path / "m.ckpt")
+    mix = torch.randn(2, 44100 * 3) * 0.2
+    one, two = (SeparationEngine(s, device="cpu").separate(mix, 44100) for s in (sep, again))
+    assert torch.equal(one["vocals"], two["vocals"])
+    assert 10 * torch.log10(((one["vocals"] + one["accompaniment"] - mix) ** 2).sum() / (mix**2).sum()) < -80
+
+
+def test_full_band_training_learns_the_band_above(tmp_path, tiny_root, cache_dir) -> None:
+    """data.sample_rate=44100: the network sees 8192 Hz, the loss every bin up to 22.05 kHz."""
+    import json
+
+    from omegaconf import open_dict
+
+    from sepkit.checkpoint import load_separator
+    from sepkit.training import train
+    from tests.conftest import TINY_RUN
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.root_dir={tmp_path}",
+                f"paths.cache_dir={cache_dir}",
+                f"data.root={tiny_root}",
+                *TINY_RUN,
+                "data.sample_rate=44100",
+                "model.mask_extension=learned",
+                "logger=none",
+            ],
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    assert train(cfg) is not None
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["global_steps"] == 4 and np.isfinite(summary["best"]["val/si_sdr"])
+    separator = load_separator(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert separator.sample_rate == 8192 and separator.extender.bias.abs().sum() > 0  # it moved: it learnt
+    mix = torch.randn(2, 44100 * 3) * 0.2
+    stems = SeparationEngine(separator, device="cpu").separate(mix, 44100)
+    assert 10 * torch.log10(((sum(stems.values()) - mix) ** 2).sum() / (mix**2).sum()) < -80
+
+
+def test_the_full_band_gpu_recipe_runs_on_the_cpu(tmp_path, tiny_root, cache_dir) -> None:
+    """experiment=fullband_gpu, shrunk: four stems at 44.1 kHz, stereo, the extension learnt."""
+    from omegaconf import open_dict
+
+    from sepkit.checkpoint import load_separator
+    from sepkit.training import train
+    from tests.conftest import TINY
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "experiment=fullband_gpu",
+                "trainer=cpu",
+                "data=synthetic",
+                f"data.root={tiny_root}",
+                f"data.source.generate.tracks={TINY.tracks}",
+                f"data.source.generate.seconds={TINY.seconds}",
+                f"data.source.generate.seed={TINY.seed}",
+                "data.split=random",
+                "data.segment_seconds=2.0",
+                "data.val_segment_seconds=2.0",
+                "data.samples_per_track=1",
+                "data.batch_size=2",
+                "model.net.base_channels=4",
+                "model.net.levels=2",
+                "trainer.max_epochs=1",
+                "trainer.precision=32-true",
+                f"paths.root_dir={tmp_path}",
+                f"paths.cache_dir={cache_dir}",
+                "logger=none",
+            ],
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    train(cfg)
+    separator = load_separator(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert separator.targets == ["vocals", "drums", "bass", "other"] and separator.mask_extension == "learned"
+    mix = torch.randn(2, 44100 * 2) * 0.2
+    stems = SeparationEngine(separator, device="cpu").separate(mix, 44100)
+    assert 10 * torch.log10(((sum(stems.values()) - mix) ** 2).sum() / (mix**2).sum()) < -80
