@@ -38,8 +38,7 @@ def interpolate(x: torch.Tensor, positions: torch.Tensor, dim: int) -> torch.Ten
     shape = [1] * x.ndim
     shape[dim] = -1
     frac = frac.reshape(shape)
-    a, b = x.index_select(dim, low), x.index_select(dim, high)
-    return a + (b - a) * frac
+    return torch.lerp(x.index_select(dim, low), x.index_select(dim, high), frac)
 
 
 def knot_positions(freqs: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
@@ -80,7 +79,12 @@ def masks_on_grid(
     on_time = interpolate(torch.cat([masks, fill], -2), times * model_rate / model_hop, -1)
     knots = torch.cat([torch.arange(covered, dtype=torch.float64) * model_rate / model_fft, fill_hz.double().cpu()])
     freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * rate / n_fft
-    return interpolate(on_time, knot_positions(freqs, knots), -2)
+    positions = knot_positions(freqs, knots)
+    # above the last knot every bin takes its mask: one row expanded instead of gathered (most bins)
+    varying = int((positions < knots.numel() - 1).sum())
+    head = interpolate(on_time, positions[:varying], -2)
+    tail = on_time[..., -1:, :].expand(*on_time.shape[:-2], freqs.numel() - varying, on_time.shape[-1])
+    return torch.cat([head, tail], -2)
 
 
 class LearnedExtension(nn.Module):

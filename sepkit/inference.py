@@ -310,7 +310,9 @@ class SeparationStream:
         if engine.fullband:  # tiles at the song's rate; the network's copy is resampled per tile
             self.resample_in = self.resample_out = None
             work_rate, work_length = sample_rate, length
-            chunk = max(1, round(engine.chunk * sample_rate / sep.sample_rate))
+            # the longest tile whose model-rate copy still fits one patch (one sample more pads a whole
+            # multiple of frames onto the network input)
+            chunk = max(1, engine.chunk * sample_rate // sep.sample_rate)
             fn = partial(engine._separate_batch_at, rate=sample_rate)
         else:
             self.resample_in = Resampler(sample_rate, sep.sample_rate)

@@ -183,12 +183,28 @@ class Separator(nn.Module):
             self._stft_at[key] = tuple(m.to(device) for m in make_stft_pair(n_fft, hop))
         return self._stft_at[key]
 
-    def masks_at_rate(self, masks: torch.Tensor, rate: int, n_frames: int) -> torch.Tensor:
+    def masks_at_rate(
+        self, masks: torch.Tensor, rate: int, n_frames: int, share: bool = False, count: int | None = None
+    ) -> torch.Tensor:
         """Masks from :meth:`estimate_masks` on the grid of :meth:`stft_pair_at` ``rate``: the bins the
         network saw interpolated at each bin's frequency and frame's time, the bins above them
-        extended by ``mask_extension`` up to ``rate / 2``. ``(..., freq_at_rate, n_frames)``."""
+        extended by ``mask_extension`` up to ``rate / 2``. ``(batch, targets, channels, freq_at_rate,
+        n_frames)``.
+
+        Args:
+            masks: ``(batch, targets, channels, freq, frames)`` at the model's rate.
+            rate: the song's rate.
+            n_frames: frames of the song's STFT.
+            share: first :meth:`share_mixture` (on the small model grid: interpolation keeps sums of one).
+            count: only the first ``count`` targets.
+        """
         covered = masks[..., : self.max_bins, :]
         fill, hz = self.extension(covered)
+        if share:
+            joint = self.share_mixture(torch.cat([covered, fill], -2))
+            covered, fill = joint[..., : self.max_bins, :], joint[..., self.max_bins :, :]
+        if count is not None:
+            covered, fill = covered[:, :count], fill[:, :count]
         n_fft, hop = stft_at_rate(self.n_fft, self.hop_length, self.sample_rate, rate)
         model_grid = (self.sample_rate, self.n_fft, self.hop_length)
         return masks_on_grid(covered, fill, hz, model_grid, (rate, n_fft, hop), n_frames)
@@ -211,19 +227,28 @@ class Separator(nn.Module):
         """Full-band separation of ``(batch, channels, time)`` at ``rate`` into
         ``(batch, targets, channels, time)`` at ``rate``: the network on the model-rate copy, its
         masks on the song's own STFT (``estimate_masks``: another implementation of that stage,
-        e.g. ONNX)."""
+        e.g. ONNX). When the targets cover the mixture the masks share every bin, and with plain
+        masking the last stem is the mixture less the others (one inverse STFT fewer, and a sum
+        that is the input by construction)."""
         from sepkit.audio import resample
 
         low = mixture if rate == self.sample_rate else resample(mixture, rate, self.sample_rate)
         masks = (estimate_masks or self.estimate_masks)(self.encode(low).abs())
         encode, decode = self.stft_pair_at(rate, mixture.device)
         spec = encode(mixture)
-        masks = self.share_mixture(self.masks_at_rate(masks, rate, spec.shape[-1]))
+        derive_last = self.covers_mixture and not wiener_iterations and len(self.targets) > 1
+        count = len(self.targets) - 1 if derive_last else None
+        full = self.masks_at_rate(masks, rate, spec.shape[-1], share=True, count=count)
         if not wiener_iterations:
-            return decode(self.apply_masks(masks, spec), mixture.shape[-1])
-        est = self.wiener(masks, spec, wiener_iterations)
+            if not derive_last:
+                return decode(self.apply_masks(full, spec), mixture.shape[-1])
+            out = mixture.new_empty(mixture.shape[0], len(self.targets), *mixture.shape[1:])
+            out[:, :-1] = decode(self.apply_masks(full, spec), mixture.shape[-1])
+            torch.sub(mixture, out[:, :-1].sum(1), out=out[:, -1])
+            return out
+        est = self.wiener(full, spec, wiener_iterations)
         if self.covers_mixture:  # Wiener's regularisation leaves a little of the mixture out: share it too
-            est = est + masks * (spec - est.sum(1))[:, None]
+            est = est + full * (spec - est.sum(1))[:, None]
         return decode(est, mixture.shape[-1])
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:

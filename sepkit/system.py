@@ -97,7 +97,7 @@ class SeparationSystem(L.LightningModule):
         masks = sep.estimate_masks(sep.encode(low).abs())
         encode, decode = sep.stft_pair_at(self.sample_rate, mixture.device)
         spec = encode(mixture)
-        full = sep.share_mixture(sep.masks_at_rate(masks, self.sample_rate, spec.shape[-1]))
+        full = sep.masks_at_rate(masks, self.sample_rate, spec.shape[-1], share=True)
         weight = self._frame_weight(lengths, mixture.shape[-1], spec.shape[-1], encode.hop_length)
         loss = self.loss(full, spec.abs(), encode(targets).abs(), weight)
         if isinstance(self.loss, WithWaveformSNR) and self.loss.weight:

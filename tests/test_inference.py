@@ -45,7 +45,7 @@ def test_identity_model_returns_the_input(window: str, overlap: float, rate: int
     assert out["vocals"].shape == mix.shape
     # full band at every rate: the masks meet the song at its own rate, nothing above 4 kHz is lost
     torch.testing.assert_close(out["vocals"], mix, atol=1e-5, rtol=0)
-    assert out["accompaniment"].abs().max() == 0
+    assert out["accompaniment"].abs().max() < 1e-5  # the mixture less the vocals: round-off only
 
 
 def test_the_model_band_only_road_loses_the_upper_band() -> None:
