@@ -6,11 +6,9 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    from sepkit.cli import check_required, run_guarded
-    from sepkit.evaluation import evaluate
+    from sepkit.commands import run_evaluate
 
-    run_guarded(check_required, cfg)
-    run_guarded(evaluate, cfg)
+    return run_evaluate(cfg)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,9 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from sepkit.cli import run_guarded
-    from sepkit.training import train
+    from sepkit.commands import run_train
 
-    return run_guarded(train, cfg)
+    return run_train(cfg)
 
 
 if __name__ == "__main__":

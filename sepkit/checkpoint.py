@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -12,7 +13,13 @@ import torch
 
 from sepkit.errors import SepkitError
 
+log = logging.getLogger(__name__)
+
 CHECKPOINT_KEY = "sepkit"
+# The model that ships with sepkit (``ckpt=bundled``, the default of separate/serve): trained by
+# ``make bundled`` (experiment=bundled) on the built-in songs only; weights and description only.
+BUNDLED_NAME = "bundled"
+BUNDLED = Path(__file__).resolve().parent / "models" / "bundled.ckpt"
 STATE_PREFIX = "separator."
 # Layout of the ``sepkit`` section; raised when a reader would misread an older sepkit's file.
 FORMAT = 2
@@ -37,14 +44,26 @@ def checkpoint_kind(info: dict[str, Any]) -> str:
     return str(info.get("kind") or (GAN if "categories" in info else SEPARATOR))
 
 
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """``bundled`` (or None) is the model that ships with sepkit; anything else a file path."""
+    if path is None or str(path) == BUNDLED_NAME:
+        if not BUNDLED.is_file():
+            raise SepkitError(
+                "this sepkit has no bundled model: pass ckpt=PATH, a checkpoint written by train.py "
+                "(or build one with `make bundled`)"
+            )
+        return BUNDLED
+    return Path(path)
+
+
 def read_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     """Load a sepkit checkpoint's dictionary, with one clear error for anything else.
 
     Args:
-        path: the ``.ckpt`` file.
+        path: the ``.ckpt`` file, or ``bundled`` for the model that ships with sepkit.
         kind: the kind the caller can use (``separator`` or ``gan``); None takes either.
     """
-    path = Path(path)
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise SepkitError(f"checkpoint {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
     if path.stat().st_size == 0:
@@ -82,6 +101,18 @@ def separator_checkpoint(separator, run: dict[str, Any], state_dict: dict[str, t
     return {CHECKPOINT_KEY: {**separator.describe(), "run": run}, "state_dict": state_dict}
 
 
+def slim(source: str | Path, target: str | Path) -> Path:
+    """Write a separator checkpoint's weights and description only (no optimiser or trainer state),
+    atomically: what ``make bundled`` ships."""
+    ckpt = read_checkpoint(source, kind=SEPARATOR)
+    state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
+    target = Path(target)
+    partial = target.with_name(f".{target.name}.partial")
+    torch.save({CHECKPOINT_KEY: ckpt[CHECKPOINT_KEY], "state_dict": state}, partial)
+    os.replace(partial, target)
+    return target
+
+
 def unrebuildable(err: Exception) -> str:
     """The reason a checkpoint's model could not be rebuilt, as the rest of a one-line error."""
     reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
@@ -92,7 +123,7 @@ def load_separator(path: str | Path, device: str | torch.device = "cpu"):
     """Rebuild the separator saved in a checkpoint, in eval mode.
 
     Args:
-        path: a ``.ckpt`` written by ``train.py``.
+        path: a ``.ckpt`` written by ``train.py``, or ``bundled`` (the model that ships with sepkit).
         device: where to put the model.
 
     Returns:
@@ -100,6 +131,9 @@ def load_separator(path: str | Path, device: str | torch.device = "cpu"):
     """
     from sepkit.separator import build_separator
 
+    path = resolve_checkpoint(path)
+    if path == BUNDLED:
+        log.info("model: the bundled one (%s, trained on sepkit's built-in songs); ckpt=PATH takes yours", path.name)
     ckpt = read_checkpoint(path, kind=SEPARATOR)
     info = ckpt[CHECKPOINT_KEY]
     try:
@@ -154,3 +188,9 @@ def _atomic_checkpoint_io() -> type:
                 partial.unlink(missing_ok=True)
 
     return AtomicCheckpointIO
+
+
+if __name__ == "__main__":  # python -m sepkit.checkpoint SOURCE TARGET: a slim copy (make bundled)
+    import sys
+
+    print(slim(sys.argv[1], sys.argv[2]))

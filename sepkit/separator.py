@@ -227,13 +227,24 @@ class Separator(nn.Module):
         """Full-band separation of ``(batch, channels, time)`` at ``rate`` into
         ``(batch, targets, channels, time)`` at ``rate``: the network on the model-rate copy, its
         masks on the song's own STFT (``estimate_masks``: another implementation of that stage,
-        e.g. ONNX). When the targets cover the mixture the masks share every bin, and with plain
-        masking the last stem is the mixture less the others (one inverse STFT fewer, and a sum
-        that is the input by construction)."""
+        e.g. ONNX; :meth:`mask_at_rate`)."""
         from sepkit.audio import resample
 
         low = mixture if rate == self.sample_rate else resample(mixture, rate, self.sample_rate)
         masks = (estimate_masks or self.estimate_masks)(self.encode(low).abs())
+        # the song-rate stage one example at a time: its spectrograms are the largest tensors here
+        out = mixture.new_empty(mixture.shape[0], len(self.targets), *mixture.shape[1:])
+        for i in range(mixture.shape[0]):
+            out[i] = self.mask_at_rate(masks[i : i + 1], mixture[i : i + 1], rate, wiener_iterations)[0]
+        return out
+
+    def mask_at_rate(
+        self, masks: torch.Tensor, mixture: torch.Tensor, rate: int, wiener_iterations: int = 0
+    ) -> torch.Tensor:
+        """Model-rate ``masks`` applied to ``(batch, channels, time)`` at ``rate``: ``(batch, targets,
+        channels, time)``. When the targets cover the mixture the masks share every bin, and with plain
+        masking the last stem is the mixture less the others (one inverse STFT fewer, and a sum that
+        is the input by construction)."""
         encode, decode = self.stft_pair_at(rate, mixture.device)
         spec = encode(mixture)
         derive_last = self.covers_mixture and not wiener_iterations and len(self.targets) > 1

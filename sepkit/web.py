@@ -128,8 +128,11 @@ def build_app(web: WebSeparator, title: str, concurrency: int = 1, queue_size: i
 
     sep = web.engine.separator
     targets = web.engine.targets
+    from sepkit.checkpoint import BUNDLED
+
+    source = "the bundled model" if getattr(sep, "checkpoint_path", None) == str(BUNDLED) else "your checkpoint"
     model_line = (
-        f"**Model:** `{sep.name}` · {sep.sample_rate} Hz · targets: {', '.join(targets)} · "
+        f"**Model:** `{sep.name}` ({source}) · {sep.sample_rate} Hz · targets: {', '.join(targets)} · "
         f"limits: {web.max_bytes / 2**20:.0f} MB, {web.max_seconds / 60:g} min"
     )
 

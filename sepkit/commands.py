@@ -1,0 +1,95 @@
+"""The ``sepkit`` command and the three scripts share these entry functions.
+
+    sepkit train    [overrides]    = python train.py [overrides]
+    sepkit evaluate ckpt=PATH ...  = python evaluate.py ckpt=PATH ...
+    sepkit separate input=SONG ... = python separate.py input=SONG ...
+    sepkit export   ckpt=PATH ...  = python separate.py export=onnx ckpt=PATH ...
+    sepkit serve    [ckpt=PATH]    = python separate.py serve=true ...
+
+Overrides are Hydra's, as for the scripts (``--help``, ``--cfg job``, ``-m`` sweeps, ``--config-dir
+DIR`` to add a folder of your own configs). The configs come from the repository's ``conf/`` in a
+checkout and from ``sepkit/conf`` in an installed wheel (the same files, mapped at build time);
+outputs go under the current folder (``paths.root_dir``), never inside the installation.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+USAGE = __doc__.split("\n\n")[1]
+
+
+def config_dir() -> str:
+    """``sepkit/conf`` in an installed wheel, else the checkout's top-level ``conf/``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise SystemExit("error: sepkit's configs are missing from this installation; reinstall sepkit")
+
+
+def run_train(cfg: DictConfig) -> float | None:
+    from sepkit.cli import run_guarded
+    from sepkit.training import train
+
+    return run_guarded(train, cfg)
+
+
+def run_evaluate(cfg: DictConfig) -> None:
+    from sepkit.cli import check_required, run_guarded
+    from sepkit.evaluation import evaluate
+
+    run_guarded(check_required, cfg)
+    run_guarded(evaluate, cfg)
+
+
+def run_separate(cfg: DictConfig) -> None:
+    from sepkit.cli import check_required, run_guarded
+    from sepkit.separation import separate_files
+
+    run_guarded(check_required, cfg)
+    if cfg.export:
+        from sepkit.separation import export_checkpoint
+
+        run_guarded(export_checkpoint, cfg)
+        return
+    if cfg.serve:
+        from sepkit.web import serve
+
+        run_guarded(serve, cfg)
+        return
+    failed = run_guarded(separate_files, cfg)
+    if failed:
+        print(f"error: {failed} file(s) failed, see above", file=sys.stderr)
+        sys.exit(1)
+
+
+# command -> (config name, entry function, overrides placed before the user's)
+COMMANDS: dict[str, tuple[str, Callable[[DictConfig], object], list[str]]] = {
+    "train": ("train", run_train, []),
+    "evaluate": ("evaluate", run_evaluate, []),
+    "separate": ("separate", run_separate, []),
+    "export": ("separate", run_separate, ["export=onnx"]),
+    "serve": ("separate", run_separate, ["serve=true"]),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``sepkit COMMAND [overrides]``: compose COMMAND's config with Hydra and run it."""
+    import hydra
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(f"usage: sepkit COMMAND [overrides]\n\n{USAGE}")
+        return
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command {command!r}; use one of {', '.join(COMMANDS)}", file=sys.stderr)
+        raise SystemExit(2)
+    config_name, entry, before = COMMANDS[command]
+    sys.argv = [f"sepkit {command}", *before, *rest]
+    hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)(entry)()

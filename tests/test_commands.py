@@ -1,0 +1,63 @@
+"""The ``sepkit`` command: the scripts' entry functions behind one console command, the configs
+mapped into the package, from any folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sepkit.commands import COMMANDS, config_dir
+from tests.conftest import ROOT
+
+SEPKIT = Path(sys.executable).parent / "sepkit"
+
+
+def run_sepkit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SEPKIT), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_every_package_and_the_configs_go_into_the_wheel() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "sepkit").rglob("__init__.py")}
+    assert set(setuptools["packages"]) == folders | {"sepkit.conf"}
+    assert setuptools["package-dir"] == {"sepkit.conf": "conf"}
+    assert Path(config_dir()) == ROOT / "conf"  # a checkout reads the top-level conf/
+    assert set(COMMANDS) == {"train", "evaluate", "separate", "export", "serve"}
+
+
+def test_sepkit_separate_from_another_folder_equals_separate_py(tmp_path, tiny_ckpt) -> None:
+    rate = 22050
+    song = tmp_path / "song.wav"
+    sf.write(song, (np.random.default_rng(0).standard_normal((rate * 3, 2)) * 0.1).astype(np.float32), rate)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    result = run_sepkit("separate", f"ckpt={tiny_ckpt}", f"input={song}", cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stems = work / "outputs" / "separated" / "song"  # under the current folder
+    script = subprocess.run(
+        [sys.executable, str(ROOT / "separate.py"), f"ckpt={tiny_ckpt}", f"input={song}", f"output={tmp_path}/ref"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert script.returncode == 0, script.stderr[-3000:]
+    for target in ("vocals", "accompaniment"):
+        assert (stems / f"{target}.wav").read_bytes() == (tmp_path / "ref" / "song" / f"{target}.wav").read_bytes()
+
+
+def test_unknown_command_and_help(tmp_path) -> None:
+    bad = run_sepkit("seperate", "input=x.wav", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: unknown command 'seperate'; use one of train, evaluate, separate, export, serve"
+    ]
+    helped = run_sepkit("--help", cwd=tmp_path)
+    assert helped.returncode == 0 and "sepkit separate" in helped.stdout
+    missing = run_sepkit("evaluate", cwd=tmp_path)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr and "ckpt=PATH" in missing.stderr
