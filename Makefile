@@ -9,7 +9,7 @@ ARGS ?=
 # What `make train` trains (conf/experiment/): builtin = the CPU recipe on the realistic built-in songs.
 EXPERIMENT ?= builtin
 
-.PHONY: install train test test-slow lint bench bench-quality serve clean ffmpeg browser-deps sound-deps
+.PHONY: install train test test-slow lint bench bench-quality serve bundled clean ffmpeg browser-deps sound-deps
 
 install: $(STAMP)
 
@@ -72,11 +72,19 @@ bench: install
 	$(PY) -m bench.peers
 	$(PY) -m bench.data
 	$(PY) -m bench.loop
+	$(PY) -m bench.precision
 
 # Open-Unmix and sepkit recipes trained for the same wall-clock budget, one table (bench/quality.py).
 bench-quality: install
 	$(PY) -m bench.quality $(ARGS)
 
+# The web page: with the bundled model, or CKPT=outputs/train/<run>/checkpoints/best.ckpt.
 serve: install
-	@test -n "$(CKPT)" || { echo "usage: make serve CKPT=outputs/train/<run>/checkpoints/best.ckpt" >&2; exit 2; }
-	$(PY) separate.py serve=true ckpt=$(CKPT) $(ARGS)
+	$(PY) separate.py serve=true $(if $(CKPT),ckpt=$(CKPT),) $(ARGS)
+
+# The model that ships inside the package (sepkit/models/bundled.ckpt): experiment=bundled from its
+# seed on the built-in songs only, slimmed to weights + description, and its record for tests/test_bundled.py.
+bundled: install
+	$(PY) train.py experiment=bundled hydra.run.dir=outputs/train/bundled $(ARGS)
+	$(PY) -c "from sepkit.checkpoint import slim; slim('outputs/train/bundled/checkpoints/last.ckpt', 'sepkit/models/bundled.ckpt')"
+	$(PY) -m tests.golden.bundled

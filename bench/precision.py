@@ -41,7 +41,6 @@ def run(experiment: str, steps: int, precision: str, onednn: bool, out: Path, ex
                 f"paths.data_dir={ROOT / 'outputs' / 'data'}",
                 f"++trainer.max_steps={steps}",
                 "trainer.max_time=null",
-                f"trainer.val_check_interval={steps}",
                 "trainer.max_epochs=-1",
                 "trainer.accelerator=cpu",
                 f"trainer.precision={precision}",

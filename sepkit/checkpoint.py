@@ -189,8 +189,3 @@ def _atomic_checkpoint_io() -> type:
 
     return AtomicCheckpointIO
 
-
-if __name__ == "__main__":  # python -m sepkit.checkpoint SOURCE TARGET: a slim copy (make bundled)
-    import sys
-
-    print(slim(sys.argv[1], sys.argv[2]))

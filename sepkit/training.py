@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sepkit.audio import resample
 from sepkit.callbacks import BestMetrics, NonFiniteError, StopOnNonFinite, Throughput
-from sepkit.checkpoint import SEPARATOR, read_checkpoint
+from sepkit.checkpoint import CHECKPOINT_KEY, SEPARATOR, STATE_PREFIX, read_checkpoint
 from sepkit.cli import check_required
 from sepkit.errors import SepkitError
 from sepkit.precision import cpu_precision_guard
@@ -80,6 +80,57 @@ def _resume_path(cfg: DictConfig) -> str | None:
     return str(last)
 
 
+def read_init(cfg: DictConfig) -> dict[str, Any] | None:
+    """``init=PATH|bundled``: the checkpoint a run starts its weights from (fine-tuning; a fresh
+    optimiser and schedule, any data). Its model settings become the run's, unless the command line
+    set model keys of its own, which must then agree with the checkpoint's."""
+    if not cfg.get("init"):
+        return None
+    if cfg.get("ckpt_path") or cfg.get("resume"):
+        raise SepkitError("init= starts a new run from a checkpoint's weights; resume= continues one: give one")
+    ckpt = read_checkpoint(cfg.init, kind=SEPARATOR)
+    theirs = ckpt[CHECKPOINT_KEY]["model"]
+    ours = OmegaConf.to_container(cfg.model, resolve=True)
+    if model_overridden() and ours != theirs:
+        differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        raise SepkitError(
+            f"init={cfg.init}: its model differs from this run's in {', '.join(differ)}; leave model settings "
+            "out of the command line to fine-tune the checkpoint's own model"
+        )
+    with open_dict(cfg):
+        cfg.model = OmegaConf.create(theirs)
+    log.info("init: weights and model settings from %s (%s)", cfg.init, theirs.get("name"))
+    return ckpt
+
+
+def model_overridden() -> bool:
+    """Whether the command line set ``model=...`` or ``model.*`` (under Hydra; False outside it)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = HydraConfig.get().overrides.task
+    except ValueError:
+        return False
+    return any(o.lstrip("+~").split("=", 1)[0].split(".", 1)[0] == "model" for o in overrides)
+
+
+def start_from(separator: torch.nn.Module, ckpt: dict[str, Any], cfg: DictConfig) -> None:
+    """Load ``init``'s weights; a different target list only with ``init_new_targets=true`` (the
+    layers whose shapes depend on the targets then start afresh)."""
+    theirs = ckpt[CHECKPOINT_KEY]["targets"]
+    if list(theirs) != list(separator.targets) and not cfg.get("init_new_targets"):
+        raise SepkitError(
+            f"init={cfg.init} separates {', '.join(theirs)}; this run {', '.join(separator.targets)}: "
+            "add init_new_targets=true to start the target-specific layers afresh"
+        )
+    state = {k[len(STATE_PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
+    own = separator.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    separator.load_state_dict(fitting, strict=False)
+    if len(fitting) < len(own):
+        log.info("init: %d of %d tensors loaded, the rest start afresh", len(fitting), len(own))
+
+
 def resume_wandb_run(cfg: DictConfig, ckpt_path: str | None) -> None:
     """When resuming, continue the W&B run the checkpoint was logged to."""
     wandb_cfg = (cfg.get("logger") or {}).get("wandb")
@@ -123,6 +174,7 @@ def train(cfg: DictConfig) -> float | None:
     check_accelerator(cfg.trainer)
     check_multirun_ddp(cfg)
     ckpt_path = resolve_resume(cfg)
+    init = read_init(cfg)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
@@ -130,6 +182,8 @@ def train(cfg: DictConfig) -> float | None:
     datamodule = instantiate(cfg.data)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     separator = build_separator(model_cfg, datamodule.targets)
+    if init is not None:
+        start_from(separator, init, cfg)
     system = SeparationSystem(
         separator,
         loss=instantiate(cfg.loss),
@@ -146,7 +200,7 @@ def train(cfg: DictConfig) -> float | None:
     datamodule.prepare_data()
     datamodule.write_splits(out_dir / "splits.json")
     model_rate = (resample(m, datamodule.sample_rate, separator.sample_rate) for m in datamodule.train_mixtures())
-    if not ckpt_path and (used := separator.fit_input_statistics(model_rate)):
+    if not ckpt_path and init is None and (used := separator.fit_input_statistics(model_rate)):
         log.info("input scaler of %s set from the %d training tracks", type(separator.net).__name__, used)
     separator.covers_mixture = datamodule.covers_mixture
     system.run_info = {

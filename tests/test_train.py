@@ -142,3 +142,29 @@ def test_train_on_a_stem_mp4_folder(tmp_path, cache_dir) -> None:
     result = run_entry("train.py", "data=musdb", *args, "data.segment_seconds=1.0", "data.val_segment_seconds=1.0")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_fine_tuning_starts_from_a_checkpoints_weights(tmp_path, tiny_root, cache_dir, tiny_ckpt) -> None:
+    args = [*tiny_train_args(tmp_path, tiny_root, cache_dir), "++trainer.max_steps=1", "logger=none"]
+    args = [a for a in args if not a.startswith("model.net")]  # the checkpoint brings its model
+    result = run_entry("train.py", *args, f"init={tiny_ckpt}", "optimizer.lr=1e-6")
+    assert result.returncode == 0, result.stderr[-3000:]
+    tuned = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    start = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)
+    assert tuned["global_step"] == 1 and tuned["optimizer_states"]  # a fresh run of its own
+    for key, value in start["state_dict"].items():
+        assert torch.allclose(tuned["state_dict"][key].float(), value.float(), atol=1e-4), key  # one tiny step away
+
+
+def test_fine_tuning_refuses_what_does_not_fit(tmp_path, tiny_root, cache_dir, tiny_ckpt) -> None:
+    args = [*tiny_train_args(tmp_path, tiny_root, cache_dir), "logger=none"]
+    for extra, needle in (
+        (["model=unet_simple"], "its model differs from this run's"),
+        (["data.targets=[vocals,drums,bass,other]"], "init_new_targets=true"),
+        ([f"resume={tmp_path}"], "give one"),
+        ([f"init={tmp_path}/missing.ckpt"], "does not exist"),
+    ):
+        init = [] if any(e.startswith("init=") for e in extra) else [f"init={tiny_ckpt}"]
+        result = run_entry("train.py", *args, *init, *extra)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (extra, result.stderr[-2000:])
+        assert needle in result.stderr, (extra, result.stderr[-1000:])
