@@ -188,4 +188,3 @@ def _atomic_checkpoint_io() -> type:
                 partial.unlink(missing_ok=True)
 
     return AtomicCheckpointIO
-
