@@ -10,8 +10,14 @@ from omegaconf import OmegaConf
 
 
 def amp_precision() -> str:
-    """Mixed precision for this machine: ``16-mixed`` with CUDA, ``bf16-mixed`` on the CPU."""
-    return "16-mixed" if torch.cuda.is_available() else "bf16-mixed"
+    """Mixed precision for this machine: ``16-mixed`` with CUDA, ``bf16-mixed`` on a CPU with bf16
+    kernels (avx512_bf16 or AMX), ``32-true`` on one without (emulated bf16 is about 7x slower than
+    float32 there: docs/results/precision.md)."""
+    from sepkit.precision import EMULATED, bf16_cpu_path
+
+    if torch.cuda.is_available():
+        return "16-mixed"
+    return "32-true" if bf16_cpu_path() == EMULATED else "bf16-mixed"
 
 
 def loader_workers() -> int:

@@ -72,3 +72,12 @@ def test_bf16_training_through_the_amx_work_around(tmp_path: Path, tiny_root, ca
     assert value is not None and torch.isfinite(torch.tensor(value))
     assert summary["best"]["val/vocals/si_sdri"] > 0  # it separates, a little, after 8 steps
     assert torch.backends.mkldnn.enabled
+
+
+def test_the_amp_resolver_skips_emulated_bf16(monkeypatch) -> None:
+    from sepkit import config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for path, expected in ((EMULATED, "32-true"), (AVX512_BF16, "bf16-mixed"), (AMX, "bf16-mixed")):
+        monkeypatch.setattr(precision, "bf16_cpu_path", lambda path=path: path)
+        assert config.amp_precision() == expected
