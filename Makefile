@@ -3,46 +3,57 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# torch and torchaudio builds known to load together here; override for another platform/CUDA.
-TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
+# The tested versions of everything (torch and torchaudio included): constraints.txt. For another
+# platform or CUDA build: make install TORCH_SPEC="torch==X torchaudio==Y" CONSTRAINTS=
+CONSTRAINTS ?= constraints.txt
+TORCH_SPEC ?= torch torchaudio
+PIP_INSTALL = $(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 ARGS ?=
 # What `make train` trains (conf/experiment/): builtin = the CPU recipe on the realistic built-in songs.
 EXPERIMENT ?= builtin
 
-.PHONY: install train test test-slow lint bench bench-quality serve bundled clean ffmpeg browser-deps sound-deps
+.PHONY: install constraints train test test-slow lint bench bench-quality serve bundled clean system-deps browser-deps sound-deps
 
 install: $(STAMP)
 
-ffmpeg:
-	@command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing ffmpeg (musdb/stempeg read audio through it)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
-	  else \
-	    echo "sepkit needs ffmpeg: run 'sudo apt-get install -y ffmpeg' (or your OS's package) and retry" >&2; exit 1; \
-	  fi; }
+# System programs, none needed to install sepkit: ffmpeg (data=musdb reads stem.mp4 files through it),
+# fluidsynth + fluid-soundfont-gm (the built-in songs of make train: required there), espeak-ng (GPL-3,
+# optional: sung phonemes). make test installs what it can (root with apt) and skips, with the
+# reason, the tests that need what is still missing.
+SYSTEM_PACKAGES := ffmpeg fluidsynth fluid-soundfont-gm espeak-ng
+have-system = command -v ffmpeg >/dev/null 2>&1 && command -v fluidsynth >/dev/null 2>&1 && \
+	test -f /usr/share/sounds/sf2/FluidR3_GM.sf2 && command -v espeak-ng >/dev/null 2>&1
 
-# data=synthetic_real: fluidsynth + the MIT General MIDI bank (required), espeak-ng (GPL-3, optional, a separate program).
-sound-deps:
-	@command -v fluidsynth >/dev/null 2>&1 && test -f /usr/share/sounds/sf2/FluidR3_GM.sf2 && command -v espeak-ng >/dev/null 2>&1 || { \
+system-deps:
+	@$(have-system) || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing fluidsynth, fluid-soundfont-gm and espeak-ng (data=synthetic_real renders songs with them)"; \
+	    echo "installing $(SYSTEM_PACKAGES)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      fluidsynth fluid-soundfont-gm espeak-ng >/dev/null; \
+	      $(SYSTEM_PACKAGES) >/dev/null || echo "could not install them; the tests that need them will be skipped" >&2; \
 	  else \
-	    echo "data=synthetic_real needs fluidsynth and fluid-soundfont-gm (espeak-ng optional): sudo apt-get install -y fluidsynth fluid-soundfont-gm espeak-ng" >&2; exit 1; \
+	    echo "note: not all of $(SYSTEM_PACKAGES) are installed (sudo apt-get install -y $(SYSTEM_PACKAGES)); tests that need them are skipped" >&2; \
 	  fi; }
 
-$(STAMP): pyproject.toml | ffmpeg sound-deps
+# make train renders the built-in songs: fluidsynth and its General MIDI bank are required there.
+sound-deps: system-deps
+	@command -v fluidsynth >/dev/null 2>&1 && test -f /usr/share/sounds/sf2/FluidR3_GM.sf2 || { \
+	  echo "the built-in songs need fluidsynth and fluid-soundfont-gm: sudo apt-get install -y fluidsynth fluid-soundfont-gm espeak-ng" >&2; exit 1; }
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PIP_INSTALL) $(TORCH_SPEC)
+	$(PIP_INSTALL) -e ".[dev]"
 	touch $(STAMP)
 
-train: install
+# Pin what .venv holds now as the tested versions (after a deliberate upgrade, with make test green).
+constraints: install
+	{ head -2 constraints.txt; $(PY) -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+train: install sound-deps
 	$(PY) train.py experiment=$(EXPERIMENT) $(ARGS)
 
-test: install
+test: install system-deps
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
 browser-deps:
@@ -84,7 +95,7 @@ serve: install
 
 # The model that ships inside the package (sepkit/models/bundled.ckpt): experiment=bundled from its
 # seed on the built-in songs only, slimmed to weights + description, and its record for tests/test_bundled.py.
-bundled: install
+bundled: install sound-deps
 	$(PY) train.py experiment=bundled hydra.run.dir=outputs/train/bundled $(ARGS)
 	$(PY) -c "from sepkit.checkpoint import slim; slim('outputs/train/bundled/checkpoints/last.ckpt', 'sepkit/models/bundled.ckpt')"
 	$(PY) -m tests.golden.bundled

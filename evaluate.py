@@ -1,5 +1,7 @@
 """Evaluate a checkpoint on full tracks: python evaluate.py ckpt=outputs/train/<run>/checkpoints/best.ckpt"""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -12,4 +14,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from sepkit.commands import preflight
+
+    preflight(sys.argv[1:])
     main()

@@ -1,5 +1,7 @@
 """Separate audio files into stems: python separate.py ckpt=PATH input=song.mp3 [output=DIR]"""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -12,4 +14,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from sepkit.commands import preflight
+
+    preflight(sys.argv[1:])
     main()

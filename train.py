@@ -1,5 +1,7 @@
 """Train a separator: python train.py [model=unet_paper] [trainer=gpu] [data=musdb data.root=DIR] ..."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -12,4 +14,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from sepkit.commands import preflight
+
+    preflight(sys.argv[1:])
     main()

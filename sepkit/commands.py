@@ -34,16 +34,20 @@ def config_dir() -> str:
 
 def run_train(cfg: DictConfig) -> float | None:
     from sepkit.cli import run_guarded
+    from sepkit.extras import check_config
     from sepkit.training import train
 
+    run_guarded(check_config, cfg)
     return run_guarded(train, cfg)
 
 
 def run_evaluate(cfg: DictConfig) -> None:
     from sepkit.cli import check_required, run_guarded
     from sepkit.evaluation import evaluate
+    from sepkit.extras import check_config
 
     run_guarded(check_required, cfg)
+    run_guarded(check_config, cfg)
     run_guarded(evaluate, cfg)
 
 
@@ -78,6 +82,17 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], object], list[str]]] = {
 }
 
 
+def preflight(overrides: list[str]) -> None:
+    """Stop with one line when the overrides ask for a Hydra plugin of an extra that is not installed."""
+    from sepkit.extras import MissingExtra, check_overrides
+
+    try:
+        check_overrides(overrides)
+    except MissingExtra as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     """``sepkit COMMAND [overrides]``: compose COMMAND's config with Hydra and run it."""
     import hydra
@@ -91,5 +106,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: unknown command {command!r}; use one of {', '.join(COMMANDS)}", file=sys.stderr)
         raise SystemExit(2)
     config_name, entry, before = COMMANDS[command]
+    preflight(rest)
     sys.argv = [f"sepkit {command}", *before, *rest]
     hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)(entry)()

@@ -24,6 +24,7 @@ from sepkit.checkpoint import CHECKPOINT_KEY, GAN, checkpoint_kind, load_separat
 from sepkit.data.sources.base import TrackInfo, TrackSource, group_targets
 from sepkit.data.sources.musdb import musdb_source
 from sepkit.errors import SepkitError
+from sepkit.extras import available, require
 from sepkit.inference import SeparationEngine
 from sepkit.metrics import EVAL_METRICS, band_keys, sum_error_db, track_metrics
 from sepkit.separator import Separator
@@ -156,7 +157,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     source = eval_source(cfg, separator.info)
     tracks = select_tracks(cfg, source, separator.info)
     groups = source.stem_groups(separator.targets)
-    if cfg.eval.museval:
+    with_museval = cfg.eval.museval
+    if with_museval is None:  # default: when the musdb extra is installed
+        with_museval = available("museval")
+        if not with_museval:
+            log.info("museval is not installed, so no SDR/SIR/SAR: pip install 'sepkit[musdb]' adds them")
+    elif with_museval:
+        require("museval", "eval.museval=true")
+    if with_museval:
         minutes = sum(t.seconds for t in tracks) / 60
         log.info(
             "museval (BSSEval v4) is slow: it takes longer than separating (%.1f min of audio here); "
@@ -168,7 +176,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     targets = separator.targets
     rows: list[dict[str, Any]] = []
     bands = tuple(float(b) for b in (cfg.eval.get("bands") or ()))
-    flags = (bool(cfg.eval.museval), bool(cfg.eval.get("mel", False)), bands)
+    flags = (bool(with_museval), bool(cfg.eval.get("mel", False)), bands)
     for track in progress(tracks, description="evaluating", console=Console(stderr=True)):
         stems, mixture = source.read_track(track)
         mixture = torch.from_numpy(mixture)
@@ -216,7 +224,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     )
     write_csv(out_dir / "per_track.csv", rows)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    plot_boxes(out_dir / "eval.png", rows, metrics, targets)
+    if available("matplotlib"):
+        plot_boxes(out_dir / "eval.png", rows, metrics, targets)
+    else:
+        log.info("matplotlib is not installed, so no eval.png: pip install 'sepkit[plots]' adds it")
     print_table(results, metrics, targets)
     log_to_loggers(cfg, rows, results)
     log.info("wrote %s", out_dir)

@@ -90,6 +90,7 @@ class TiledStream:
         self.out: torch.Tensor | None = None  # overlap-add sums from ``self.done`` on
         self.norm: torch.Tensor | None = None
         self.done = 0
+        self.reserve = 0
 
     def push(self, x: torch.Tensor) -> torch.Tensor | None:
         """Feed the next samples; returns the outputs now final (``(*shape, time)``), or None."""
@@ -97,6 +98,10 @@ class TiledStream:
         have = self.base + self.inputs.shape[-1]
         if have > self.length:
             raise ValueError(f"pushed {have} samples into a stream of {self.length}")
+        ready = self.next_tile
+        while ready < len(self.starts) and min(self.starts[ready] + self.chunk, self.length) <= have:
+            ready += 1
+        self.reserve = self.starts[ready - 1] + self.chunk if ready else 0  # the outputs' end after this push
         while self.next_tile < len(self.starts):
             batch = self.starts[self.next_tile : self.next_tile + self.batch_size]
             if min(batch[-1] + self.chunk, self.length) > have:
@@ -126,8 +131,8 @@ class TiledStream:
         if self.out is None:
             self.out = est.new_zeros(*est.shape[1:-1], 0)
             self.norm = weight.new_zeros(0)
-        grow = end - self.done - self.out.shape[-1]
-        if grow > 0:
+        grow = max(end, self.reserve) - self.done - self.out.shape[-1]
+        if grow > 0:  # once per push: room for every tile this push runs
             self.out = torch.cat([self.out, self.out.new_zeros(*self.out.shape[:-1], grow)], -1)
             self.norm = torch.cat([self.norm, self.norm.new_zeros(grow)])
         for j, s in enumerate(batch):

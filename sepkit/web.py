@@ -175,7 +175,11 @@ def serve(cfg: DictConfig, block: bool = True):
     """Start the page for ``cfg.ckpt`` on ``cfg.web.host:cfg.web.port``."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from sepkit.checkpoint import load_separator
+    from sepkit.extras import require
 
+    require("gradio", "the web page (sepkit serve)", extra="web")
+    if cfg.web.plot:
+        require("matplotlib", "the web page's spectrograms (web.plot=true)", extra="web")
     separator = load_separator(cfg.ckpt)
     engine = SeparationEngine(separator, **OmegaConf.to_container(cfg.engine, resolve=True))
     w = cfg.web

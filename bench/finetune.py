@@ -1,0 +1,111 @@
+"""Fine-tuning the bundled model on your own data, against the bundled model alone and against the
+same recipe trained from scratch for the same time (issue #31).
+
+Three rows, all scored by ``evaluate.py`` on the test clips of a ``stereo_split`` folder (MIR-1K
+here: left music, right voice, 16 kHz; ``test/`` = singers Ani, bobon, fdps, heycat, ``valid/`` =
+stool, tammy, titon, ``train/`` = the others; abjones and amy are never used):
+
+* ``bundled``: ``sepkit/models/bundled.ckpt`` as shipped (trained on the built-in songs only);
+* ``fine-tuned``: ``train.py experiment=builtin init=bundled`` on the folder for ``--minutes``;
+* ``from scratch``: ``train.py experiment=builtin`` on the folder for the same wall-clock time.
+
+Both training runs use the same recipe, seed, data and ``trainer.max_time`` (validation included),
+one after the other on an otherwise idle machine. Scores are medians over the test clips of the
+vocals and accompaniment SI-SDR (dB) of the best checkpoint (best on ``valid/``). ::
+
+    python -m bench.finetune --data outputs/mir1k [--minutes 5]
+
+Writes docs/results/finetune.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.results import ROOT, write_results
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    with log.open("w") as out:
+        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"failed ({done.returncode}): {' '.join(cmd)}; see {log}")
+
+
+def evaluate(ckpt: str, data: Path, out: Path) -> dict:
+    """Median SI-SDR per stem of ``ckpt`` on ``data/test``, with the mixture's (doing nothing)."""
+    cmd = [sys.executable, "evaluate.py", f"ckpt={ckpt}", "data=stereo_split", f"data.root={data}"]
+    cmd += ["split=official", "eval.museval=false", f"hydra.run.dir={out}"]
+    _run(cmd, out.with_suffix(".log"))
+    results = json.loads((out / "results.json").read_text())
+    median = results["median"]
+    return {
+        "vocals": median["model"]["vocals"]["si_sdr"],
+        "accompaniment": median["model"]["accompaniment"]["si_sdr"],
+        "mixture vocals": median["mixture"]["vocals"]["si_sdr"],
+        "clips": len(results["tracks"]),
+    }
+
+
+def train(name: str, extra: list[str], data: Path, minutes: float, work: Path) -> tuple[Path, dict]:
+    run = work / name
+    shutil.rmtree(run, ignore_errors=True)
+    budget = f"00:00:{int(minutes):02d}:{int(round(minutes % 1 * 60)):02d}"
+    cmd = [sys.executable, "train.py", "experiment=builtin", "seed=0", *extra]
+    cmd += ["data=stereo_split", f"data.root={data}", "data.split=folder", f"trainer.max_time={budget}"]
+    cmd += ["logger=csv", f"hydra.run.dir={run}"]
+    start = time.perf_counter()
+    _run(cmd, work / f"{name}.train.log")
+    summary = json.loads((run / "summary.json").read_text())
+    return run / "checkpoints" / "best.ckpt", {
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "steps": summary.get("global_steps"),
+        "best_step": summary.get("best", {}).get("step"),
+        "best val/vocals/si_sdr": summary.get("best", {}).get("val/vocals/si_sdr"),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "outputs" / "mir1k", help="stereo_split folder")
+    parser.add_argument("--minutes", type=float, default=5.0, help="training budget of each run")
+    parser.add_argument("--work", type=Path, default=ROOT / "outputs" / "bench" / "finetune")
+    args = parser.parse_args(argv)
+    data = args.data.resolve()
+    if not all((data / s).is_dir() for s in ("train", "valid", "test")):
+        raise SystemExit(f"--data {data} needs train/, valid/ and test/ folders of stereo clips")
+    rows = [{"model": "bundled (built-in songs only)", **evaluate("bundled", data, args.work / "eval_bundled")}]
+    for name, label, extra in (
+        ("finetune", f"bundled, fine-tuned {args.minutes:g} min", ["init=bundled"]),
+        ("scratch", f"from scratch, {args.minutes:g} min", []),
+    ):
+        ckpt, info = train(name, extra, data, args.minutes, args.work)
+        rows.append({"model": label, **evaluate(str(ckpt), data, args.work / f"eval_{name}"), **info})
+        print(json.dumps(rows[-1]), flush=True)
+    path = write_results(
+        "finetune",
+        "Fine-tuning the bundled model on real singing",
+        "Median SI-SDR (dB) over the MIR-1K test clips (singers Ani, bobon, fdps, heycat; 16 kHz, left "
+        "music, right voice) of the bundled model as shipped, of the bundled model fine-tuned on the "
+        "other MIR-1K singers (abjones and amy never used) and of the same recipe (experiment=builtin, "
+        "seed 0) trained from scratch on them for the same wall-clock time, best checkpoint on valid/. "
+        "`mixture vocals` is doing nothing (the mixture as the vocals estimate).",
+        rows,
+        ["model", "vocals", "accompaniment", "mixture vocals", "clips", "steps", "best_step", "train_seconds"],
+        f"python -m bench.finetune --minutes {args.minutes:g}",
+        minutes=args.minutes,
+    )
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()
