@@ -12,7 +12,7 @@ ARGS ?=
 # What `make train` trains (conf/experiment/): builtin = the CPU recipe on the realistic built-in songs.
 EXPERIMENT ?= builtin
 
-.PHONY: install constraints train test test-slow lint bench bench-quality serve bundled clean system-deps browser-deps sound-deps
+.PHONY: install constraints train test test-slow lint docs-check bench bench-quality serve bundled clean system-deps browser-deps sound-deps
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ train: install sound-deps
 
 test: install system-deps
 	$(PY) -m pytest -m "not slow" $(ARGS)
+
+# Every runnable command in README.md and docs/ composes against conf/, every relative link resolves
+# (what counts as runnable: sepkit/docs_check.py). make test runs the same check (tests/test_docs.py).
+docs-check: install
+	$(PY) -m sepkit.docs_check
 
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \

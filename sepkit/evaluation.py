@@ -125,7 +125,7 @@ def eval_source(cfg: DictConfig, info: dict[str, Any]) -> TrackSource:
 
 
 def select_tracks(cfg: DictConfig, source: TrackSource, info: dict[str, Any]) -> list[TrackInfo]:
-    """The tracks to evaluate: the checkpoint's test split by default (see README)."""
+    """The tracks to evaluate: the checkpoint's test split by default (docs/evaluation.md)."""
     run = info.get("run", {})
     tracks = source.tracks()
     split = cfg.split

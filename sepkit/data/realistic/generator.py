@@ -37,7 +37,7 @@ class RealisticConfig:
         phonemes: ``espeak`` (spoken syllables, falls back to ``formant`` without espeak-ng) or ``formant``.
         reverb: scale of every stem's reverb send (0 or false: dry; 1 or true: the full sends,
             vocals 0.15-0.5 of a 0.3-2.2 s room). The default 0.3 transferred better to real
-            singing than 1 (README "Realistic built-in data").
+            singing than 1 (docs/studies/sim2real.md).
         compression, eq: the mixing stages (compression includes the bus limiter).
         variety: random keys, tempi, grooves, sounds, singers, harmonies and fills (false: one of each).
         languages: espeak-ng voices the lyrics are drawn from (keys of ``score.LYRICS``).

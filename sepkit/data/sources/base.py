@@ -3,7 +3,7 @@ make each target.
 
 Everything downstream (the data module, the decode cache, evaluation, the inference engine's
 residual rule) sees a dataset only through :class:`TrackSource`. A new layout is one subclass in
-this package plus one YAML under ``conf/data/``; see the README for a ten-line example.
+this package plus one YAML under ``conf/data/``; README.md "Add a dataset layout" has a ten-line example.
 
 Listing reads file headers only (soundfile), so unreadable files, rate or length mismatches and
 clip lengths are known before anything is decoded.
