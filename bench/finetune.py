@@ -13,7 +13,7 @@ Both training runs use the same recipe, seed, data and ``trainer.max_time`` (val
 one after the other on an otherwise idle machine. Scores are medians over the test clips of the
 vocals and accompaniment SI-SDR (dB) of the best checkpoint (best on ``valid/``). ::
 
-    python -m bench.finetune --data outputs/mir1k [--minutes 5]
+    python -m bench.finetune --prepare /path/to/MIR-1K/Wavfile --data outputs/mir1k [--minutes 5]
 
 Writes docs/results/finetune.json and .md.
 """
@@ -22,30 +22,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench.common import run_logged
 from bench.results import ROOT, write_results
-
-
-def _run(cmd: list[str], log: Path) -> None:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    with log.open("w") as out:
-        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise SystemExit(f"failed ({done.returncode}): {' '.join(cmd)}; see {log}")
 
 
 def evaluate(ckpt: str, data: Path, out: Path) -> dict:
     """Median SI-SDR per stem of ``ckpt`` on ``data/test``, with the mixture's (doing nothing)."""
     cmd = [sys.executable, "evaluate.py", f"ckpt={ckpt}", "data=stereo_split", f"data.root={data}"]
     cmd += ["split=official", "eval.museval=false", f"hydra.run.dir={out}"]
-    _run(cmd, out.with_suffix(".log"))
+    run_logged(cmd, out.with_suffix(".log"))
     results = json.loads((out / "results.json").read_text())
     median = results["median"]
     return {
@@ -64,7 +54,7 @@ def train(name: str, extra: list[str], data: Path, minutes: float, work: Path) -
     cmd += ["data=stereo_split", f"data.root={data}", "data.split=folder", f"trainer.max_time={budget}"]
     cmd += ["logger=csv", f"hydra.run.dir={run}"]
     start = time.perf_counter()
-    _run(cmd, work / f"{name}.train.log")
+    run_logged(cmd, work / f"{name}.train.log")
     summary = json.loads((run / "summary.json").read_text())
     return run / "checkpoints" / "best.ckpt", {
         "train_seconds": round(time.perf_counter() - start, 1),
@@ -74,12 +64,36 @@ def train(name: str, extra: list[str], data: Path, minutes: float, work: Path) -
     }
 
 
+TEST_SINGERS = ("Ani", "bobon", "fdps", "heycat")
+VALID_SINGERS = ("stool", "tammy", "titon")
+RESERVED = ("abjones", "amy")  # an independent check's: never trained, tuned or evaluated on here
+
+
+def prepare(wavfile: Path, data: Path) -> None:
+    """Link MIR-1K's ``Wavfile/<singer>_<song>_<n>.wav`` clips into ``data/{train,valid,test}`` by singer."""
+    clips = sorted(wavfile.glob("*.wav"))
+    if not clips:
+        raise SystemExit(f"--prepare {wavfile} holds no MIR-1K .wav clips")
+    for clip in clips:
+        singer = clip.name.split("_")[0]
+        if singer in RESERVED:
+            continue
+        subset = "test" if singer in TEST_SINGERS else "valid" if singer in VALID_SINGERS else "train"
+        (data / subset).mkdir(parents=True, exist_ok=True)
+        link = data / subset / clip.name
+        if not link.exists():
+            link.symlink_to(clip.resolve())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "outputs" / "mir1k", help="stereo_split folder")
     parser.add_argument("--minutes", type=float, default=5.0, help="training budget of each run")
     parser.add_argument("--work", type=Path, default=ROOT / "outputs" / "bench" / "finetune")
+    parser.add_argument("--prepare", type=Path, help="MIR-1K's Wavfile/ folder: link its clips into --data first")
     args = parser.parse_args(argv)
+    if args.prepare:
+        prepare(args.prepare, args.data)
     data = args.data.resolve()
     if not all((data / s).is_dir() for s in ("train", "valid", "test")):
         raise SystemExit(f"--data {data} needs train/, valid/ and test/ folders of stereo clips")

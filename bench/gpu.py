@@ -18,7 +18,9 @@ from pathlib import Path
 
 import torch
 
-MODELS = ["unet_paper", "unet_simple", "unet_stereo", "unet_classic"]
+from sepkit.commands import config_options
+
+MODELS = config_options("model")  # every separator in conf/model/
 PRECISIONS = ["32-true", "16-mixed", "bf16-mixed"]
 # Candidate wins, tried on the paper U-Net at 16-mixed (name -> extra overrides).
 # The rows above use the defaults (data.num_workers: half the cores up to 8 when CUDA is present).

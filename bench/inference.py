@@ -24,23 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
+from bench.common import make_track, timed
 from bench.results import write_results
-
-RATE = 44100
-
-
-def make_track(path: Path, minutes: float) -> None:
-    """Write a long stereo test signal block by block (tones + noise; content does not matter)."""
-    rng = np.random.default_rng(0)
-    with sf.SoundFile(str(path), "w", RATE, 2, subtype="PCM_16") as f:
-        for start in range(0, int(minutes * 60 * RATE), 30 * RATE):
-            t = (start + np.arange(30 * RATE)) / RATE
-            block = 0.2 * np.sin(2 * np.pi * 220 * t)[:, None] + 0.05 * rng.standard_normal((len(t), 2))
-            f.write(block[: int(minutes * 60 * RATE) - start])
-
 
 # road -> (the command, engine.fullband)
 ROADS = {"full band": ("separate.py", "true"), "model band": ("separate.py", "false")}
@@ -50,8 +35,6 @@ SEPKIT = {"sepkit separate, full band": ("sepkit", "true")}
 def separate_once(
     ckpt: str, track: Path, out: Path, threads: int, device: str, fullband: str = "true", entry: str = "separate.py"
 ) -> dict:
-    from bench.peers import timed
-
     start = [str(Path(sys.executable).parent / "sepkit"), "separate"] if entry == "sepkit" else [sys.executable, entry]
     cmd = [*start, f"ckpt={ckpt}", f"input={track}", f"output={out}", "overwrite=true"]
     cmd += [f"engine.device={device}", f"hydra.run.dir={out}/hydra", f"engine.fullband={fullband}"]
@@ -69,8 +52,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
-    from bench.peers import timed
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.model == "bundled":

@@ -20,13 +20,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
+from sepkit.commands import config_options
 from sepkit.inference import SeparationEngine
 from sepkit.losses import SpectrogramL1
 from sepkit.separator import build_separator
 from sepkit.system import SeparationSystem
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-MODELS = ("unet_paper", "unet_simple", "unet_stereo", "unet_classic")
+MODELS = config_options("model")  # every separator in conf/model/
 
 
 def load_model_config(name: str) -> dict:

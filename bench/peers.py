@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from functools import partial
 from pathlib import Path
 
-from bench.inference import RATE, make_track
+from bench.common import RATE, make_track, timed
+from sepkit.commands import config_options
 
 
 def prepare_sepkit(model: str, folder: Path) -> dict:
@@ -61,20 +60,6 @@ def child_openunmix(path: Path, out: Path, threads: int) -> dict:
     return {"separation_s": time.perf_counter() - start}
 
 
-def timed(cmd: list[str], threads: int | None = None) -> tuple[str, float, float]:
-    """Run ``cmd``; returns its output, wall seconds and peak RSS in MB (this parent stays small,
-    so the child's ru_maxrss is its own)."""
-    start = time.perf_counter()
-    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(output[-2000:])
-    return output, seconds, usage.ru_maxrss / 1024
-
-
 def run_sepkit(ckpt: str, track: Path, out: Path, backend: str, threads: int, seconds: float) -> dict:
     cmd = [sys.executable, "separate.py", f"ckpt={ckpt}", f"input={track}", f"output={out}", "overwrite=true"]
     cmd += [f"engine.backend={backend}", f"hydra.run.dir={out}/hydra"]
@@ -92,7 +77,7 @@ def run_openunmix(track: Path, out: Path, threads: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0)
-    parser.add_argument("--models", nargs="+", default=["unet_paper", "unet_simple", "unet_stereo", "unet_classic"])
+    parser.add_argument("--models", nargs="+", default=config_options("model"))
     parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"])
     parser.add_argument("--runs", type=int, default=3, help="runs per entry; the median is reported")
     parser.add_argument("--threads", type=int, default=2)

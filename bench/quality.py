@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from bench.common import run_logged
 
 ROOT = Path(__file__).resolve().parents[1]
 # The recipe's training changes that leave a network as it is (issue #14), for the seed variants.
@@ -107,16 +107,6 @@ def budget_string(seconds: float) -> str:
     return f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def run(args: list[str], env: dict[str, str], log: Path, cores: str | None = None) -> None:
-    """Run an entry point (pinned to ``cores`` if given); on failure print its last lines and stop."""
-    pin = ["taskset", "-c", cores] if cores and shutil.which("taskset") else []
-    with log.open("w") as out:
-        code = subprocess.call([*pin, sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    if code:
-        tail = log.read_text().strip().splitlines()[-15:]
-        sys.exit(f"{' '.join(args[:2])} failed (exit {code}); last lines of {log}:\n" + "\n".join(tail))
-
-
 def train_and_evaluate(
     name: str, overrides: list[str], opts: argparse.Namespace, env: dict[str, str], cores: str | None = None
 ) -> dict:
@@ -142,16 +132,12 @@ def train_and_evaluate(
         f"hydra.run.dir={out / 'train'}",
     ]
     start = time.perf_counter()
-    run(train_args, env, out / "train.log", cores)
+    run_logged([sys.executable, *train_args], out / "train.log", env, cores)
     train_s = time.perf_counter() - start
     summary = json.loads((out / "train" / "summary.json").read_text())
     ckpt = summary["best_checkpoint"] or summary["last_checkpoint"]
-    run(
-        ["evaluate.py", f"ckpt={ckpt}", "eval.museval=false", f"hydra.run.dir={out / 'eval'}", *opts.eval_extra],
-        env,
-        out / "eval.log",
-        cores,
-    )
+    evaluate = ["evaluate.py", f"ckpt={ckpt}", "eval.museval=false", f"hydra.run.dir={out / 'eval'}", *opts.eval_extra]
+    run_logged([sys.executable, *evaluate], out / "eval.log", env, cores)
     results = json.loads((out / "eval" / "results.json").read_text())
     steps = summary["global_steps"]
     return {

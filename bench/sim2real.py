@@ -26,11 +26,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.common import run_logged
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = "data.source.generate"
@@ -47,16 +48,9 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-
-
 def _run(cmd: list[str], log: Path) -> None:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out:
-        done = subprocess.run(["nice", "-n", "19", *cmd], cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise SystemExit(f"failed ({done.returncode}): {' '.join(cmd)}; see {log}")
+    """One thread per process under nice: a job on the other core does not distort the comparison."""
+    run_logged(["nice", "-n", "19", *cmd], log, {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
 
 
 def speed(tracks: int, seconds: float) -> dict:

@@ -30,6 +30,10 @@ import torchaudio
 
 from sepkit.errors import SepkitError
 
+# The one list of what sepkit reads (soundfile: libsndfile decodes mp3 since 1.1), for input files,
+# folders, dataset layouts and uploads, and of what it writes: format= value -> soundfile's format.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
 LOWPASS_WIDTH = 6  # torchaudio's default lowpass_filter_width
 ROLLOFF = 0.99  # torchaudio's default rolloff
 PIECE = 1 << 18  # input samples per piece of a long resampling step (about 6 s at 44.1 kHz)

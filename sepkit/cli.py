@@ -10,18 +10,19 @@ from typing import TypeVar
 from omegaconf import DictConfig, OmegaConf
 
 from sepkit.errors import SepkitError, find_user_error
+from sepkit.extras import missing_extra
 
 T = TypeVar("T")
 log = logging.getLogger("sepkit")
 
 
 def run_guarded(fn: Callable[..., T], *args, **kwargs) -> T:
-    """Run ``fn``; a :class:`~sepkit.errors.SepkitError` (even one wrapped by Hydra) prints
-    ``error: <message>`` and exits with status 2."""
+    """Run ``fn``; a :class:`~sepkit.errors.SepkitError` (even one wrapped by Hydra), or an optional
+    package that is not installed, prints ``error: <message>`` and exits with status 2."""
     try:
         return fn(*args, **kwargs)
     except Exception as exc:
-        err = find_user_error(exc)
+        err = find_user_error(exc) or missing_extra(exc)  # an optional package's import failing: its extra
         if err is None:
             raise
         log.debug("user error", exc_info=True)

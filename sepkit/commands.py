@@ -32,6 +32,11 @@ def config_dir() -> str:
     raise SystemExit("error: sepkit's configs are missing from this installation; reinstall sepkit")
 
 
+def config_options(group: str) -> list[str]:
+    """The options of a config group, read from the configs (``model`` -> ``openunmix``, ``unet_paper``, ...)."""
+    return sorted(p.stem for p in Path(config_dir(), group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
 def run_train(cfg: DictConfig) -> float | None:
     from sepkit.cli import run_guarded
     from sepkit.extras import check_config

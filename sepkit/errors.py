@@ -8,14 +8,11 @@ class SepkitError(Exception):
 
 
 def find_user_error(exc: BaseException) -> SepkitError | None:
-    """The :class:`SepkitError` behind ``exc`` (Hydra's instantiate wraps errors), if any; an optional
-    package that failed to import becomes :class:`sepkit.extras.MissingExtra`."""
-    from sepkit.extras import missing_extra
-
-    first, seen = exc, set()
+    """The :class:`SepkitError` behind ``exc`` (Hydra's instantiate wraps errors), if any."""
+    seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, SepkitError):
             return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
-    return missing_extra(first)
+    return None

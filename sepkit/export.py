@@ -46,6 +46,11 @@ def export_onnx(separator: Separator, path: str | Path, overwrite: bool = False)
     """Write the mask network of ``separator`` to ``path`` (ONNX, opset :data:`OPSET`) and its
     description to the JSON sidecar; refuses to replace existing files unless ``overwrite``."""
     path = Path(path)
+    if reason := getattr(separator.net, "onnx_unsupported", None):
+        raise SepkitError(
+            f"{type(separator.net).__name__} cannot be exported to ONNX: {reason}; "
+            "separate with the checkpoint itself (engine.backend=torch)"
+        )
     sidecar = sidecar_path(path)
     existing = [p for p in (path, sidecar) if p.exists()]
     if existing and not overwrite:
@@ -56,7 +61,6 @@ def export_onnx(separator: Separator, path: str | Path, overwrite: bool = False)
         raise SepkitError("ONNX export needs onnx and onnxscript: pip install 'sepkit[onnx]'") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     stage = MaskStage(separator).eval().cpu()
-    # batch 2: torch.export specialises axes of size 1
     # a batch of 2: torch.export would specialise an axis of size 1
     example = torch.rand(2, separator.audio_channels, separator.n_fft // 2 + 1, separator.patch_frames)
     batch = torch.export.Dim("batch", min=1, max=1024)

@@ -21,14 +21,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from sepkit.audio import probe, read, resample
+from sepkit.audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, probe, read, resample
 from sepkit.checkpoint import load_separator
 from sepkit.errors import SepkitError
 from sepkit.inference import SeparationEngine
 
 log = logging.getLogger(__name__)
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
-FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
 SUBTYPES = {
     ("wav", 16): "PCM_16",
     ("wav", 24): "PCM_24",
@@ -40,8 +38,8 @@ SUBTYPES = {
 
 def output_subtype(fmt: str, bit_depth: int) -> str | None:
     """soundfile subtype for ``format`` and ``bit_depth`` (None: the format's own, for mp3)."""
-    if fmt not in FORMATS:
-        raise SepkitError(f"format={fmt!r} must be one of {', '.join(FORMATS)}")
+    if fmt not in OUTPUT_FORMATS:
+        raise SepkitError(f"format={fmt!r} must be one of {', '.join(OUTPUT_FORMATS)}")
     if fmt == "mp3":
         return "MPEG_LAYER_III"
     if (fmt, bit_depth) not in SUBTYPES:
@@ -89,7 +87,7 @@ class StemWriter:
         self.files: dict[str, sf.SoundFile] = {}
         try:
             for t, p in self.tmp.items():
-                self.files[t] = sf.SoundFile(str(p), "w", rate, channels, subtype=subtype, format=FORMATS[fmt])
+                self.files[t] = sf.SoundFile(str(p), "w", rate, channels, subtype=subtype, format=OUTPUT_FORMATS[fmt])
         except BaseException:
             self.close(commit=False)
             raise

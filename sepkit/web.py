@@ -18,13 +18,12 @@ from typing import Any
 import soundfile as sf
 from omegaconf import DictConfig, OmegaConf
 
-from sepkit.audio import probe
+from sepkit.audio import AUDIO_EXTENSIONS, probe
 from sepkit.errors import SepkitError
 from sepkit.inference import SeparationEngine
 from sepkit.separation import output_subtype, plot_file, separate_file
 
 log = logging.getLogger(__name__)
-ACCEPTED = (".mp3", ".wav", ".flac", ".ogg")
 
 
 def safe_name(name: str) -> str:
@@ -79,8 +78,9 @@ class WebSeparator:
     def check(self, upload: str | Path, original_name: str | None = None) -> sf._SoundFileInfo:
         path = Path(upload)
         name = original_name or path.name
-        if Path(name).suffix.lower() not in ACCEPTED:
-            raise SepkitError(f"{Path(name).suffix or 'this file type'} is not accepted; upload {', '.join(ACCEPTED)}")
+        if Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
+            kind = Path(name).suffix or "this file type"
+            raise SepkitError(f"{kind} is not accepted; upload {', '.join(AUDIO_EXTENSIONS)}")
         size = path.stat().st_size
         if size == 0:
             raise SepkitError("the file is empty")
@@ -154,7 +154,7 @@ def build_app(web: WebSeparator, title: str, concurrency: int = 1, queue_size: i
 
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(600, int(web.keep_seconds))) as app:
         gr.Markdown(f"# {title}\nUpload a song (mp3, wav, flac, ogg) and get its stems.\n\n{model_line}")
-        upload = gr.File(label="Song", file_types=list(ACCEPTED), type="filepath", elem_id="upload")
+        upload = gr.File(label="Song", file_types=list(AUDIO_EXTENSIONS), type="filepath", elem_id="upload")
         button = gr.Button("Separate", variant="primary", elem_id="separate")
         status = gr.Markdown(elem_id="status")
         players = [gr.Audio(label=t, type="filepath", interactive=False, elem_id=f"player-{t}") for t in targets]

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import runpy
 import subprocess
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -41,18 +47,73 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_entry(
-    script: str, *overrides: str, cwd: Path = ROOT, timeout: int = 600, env: dict[str, str] | None = None
+    script: str,
+    *overrides: str,
+    cwd: Path = ROOT,
+    timeout: int = 600,
+    env: dict[str, str] | None = None,
+    isolated: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run an entry point (e.g. ``train.py``) as a user would, capturing its output."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "0", **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+    """Run an entry point (e.g. ``train.py``) as a user would, capturing its output and exit code.
+
+    By default in this process (``python train.py ...`` through :func:`runpy.run_path`, with its
+    argv, folder and environment): the same code path without three seconds of imports per run.
+    ``isolated=True`` (or ``SEPKIT_TEST_SUBPROCESS=1`` for the whole suite) starts a fresh Python
+    instead, for what a process must show on its own: its imports, its exit on a signal, DDP workers.
+    """
+    env = {"PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    if isolated or os.environ.get("SEPKIT_TEST_SUBPROCESS") == "1":
+        return subprocess.run(
+            [sys.executable, str(ROOT / script), *overrides],
+            cwd=cwd,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    return _run_in_process(script, list(overrides), cwd, env)
+
+
+def _run_in_process(script: str, overrides: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    import torch
+
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
+    root = logging.getLogger()
+    saved_logging = (
+        list(root.handlers),
+        root.level,
+        {n: lg.disabled for n, lg in logging.Logger.manager.loggerDict.items() if isinstance(lg, logging.Logger)},
     )
+    saved_torch = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.mkldnn.enabled)
+    os.environ.update(env)
+    sys.argv = [str(ROOT / script), *overrides]
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                runpy.run_path(str(ROOT / script), run_name="__main__")
+            except SystemExit as exc:  # as the interpreter would exit
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+            except Exception:  # uncaught: a traceback and exit status 1, as python prints it
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
+        root.handlers[:] = saved_logging[0]
+        root.setLevel(saved_logging[1])
+        for name, disabled in saved_logging[2].items():
+            logging.getLogger(name).disabled = disabled
+        torch.set_num_threads(saved_torch[0])
+        torch.use_deterministic_algorithms(saved_torch[1])
+        torch.backends.mkldnn.enabled = saved_torch[2]
+    return subprocess.CompletedProcess([script, *overrides], code, out.getvalue(), err.getvalue())
 
 
 def tiny_train_args(tmp_path: Path, tiny_root: Path, cache_dir: Path) -> list[str]:

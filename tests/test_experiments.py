@@ -10,6 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
+from sepkit.commands import config_options
 from sepkit.training import train
 from tests.conftest import ROOT, TINY_RUN, run_entry, tiny_train_args
 
@@ -22,7 +23,9 @@ def test_all_loggers_at_once_with_wandb_offline_and_media(tmp_path, tiny_root, c
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))  # no ~/.netrc: no W&B credentials
-    result = run_entry("train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "logger=many", *TINY_MEDIA)
+    result = run_entry(
+        "train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "logger=many", *TINY_MEDIA, isolated=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "logging offline" in result.stdout
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
@@ -75,7 +78,9 @@ def test_three_optuna_trials(tmp_path, tiny_root, cache_dir) -> None:
 
 
 def test_ddp_on_two_cpu_processes(tmp_path, tiny_root, cache_dir) -> None:
-    result = run_entry("train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "trainer=ddp_cpu", "logger=csv")
+    result = run_entry(
+        "train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "trainer=ddp_cpu", "logger=csv", isolated=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     # 4 train tracks x 2 samples = 8 items, batch 2 per process, 2 processes: 2 steps
@@ -86,7 +91,9 @@ def test_ddp_on_two_cpu_processes(tmp_path, tiny_root, cache_dir) -> None:
 
 def test_ddp_inside_multirun_fails_clearly(tmp_path, tiny_root, cache_dir) -> None:
     args = [a for a in tiny_train_args(tmp_path, tiny_root, cache_dir) if not a.startswith("hydra.run.dir")]
-    result = run_entry("train.py", "-m", *args, f"hydra.sweep.dir={tmp_path}/s", "trainer=ddp_cpu", "seed=1,2")
+    result = run_entry(
+        "train.py", "-m", *args, f"hydra.sweep.dir={tmp_path}/s", "trainer=ddp_cpu", "seed=1,2", isolated=True
+    )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "ddp_spawn" in result.stderr
 
@@ -105,7 +112,7 @@ def test_bf16_mixed_on_cpu(tmp_path, tiny_root, cache_dir) -> None:
         assert math.isfinite(summary["best"][key]), key
 
 
-@pytest.mark.parametrize("model", ["unet_paper", "unet_simple", "unet_stereo", "unet_classic"])
+@pytest.mark.parametrize("model", config_options("model"))
 def test_debug_fdr_runs_with_each_model(model, tmp_path, tiny_root, cache_dir) -> None:
     overrides = [o for o in TINY_RUN if not o.startswith("model.net")]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

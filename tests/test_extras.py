@@ -16,8 +16,7 @@ import pytest
 import soundfile as sf
 from omegaconf import OmegaConf
 
-from sepkit.errors import find_user_error
-from sepkit.extras import EXTRAS, PLUGINS, MissingExtra, check_config, check_overrides, require
+from sepkit.extras import EXTRAS, PLUGINS, MissingExtra, check_config, check_overrides, missing_extra, require
 from tests.conftest import ROOT, TINY_RUN
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
@@ -53,10 +52,10 @@ def test_an_optional_import_deep_inside_becomes_one_line() -> None:
         except ImportError as inner:
             raise RuntimeError("while instantiating the data source") from inner
     except RuntimeError as exc:
-        err = find_user_error(exc)
+        err = missing_extra(exc)
     assert isinstance(err, MissingExtra) and str(err) == "stempeg is not installed: pip install 'sepkit[musdb]'"
-    assert find_user_error(RuntimeError("x")) is None
-    assert find_user_error(ModuleNotFoundError("No module named 'foo'", name="foo")) is None  # not ours: a bug
+    assert missing_extra(RuntimeError("x")) is None
+    assert missing_extra(ModuleNotFoundError("No module named 'foo'", name="foo")) is None  # not ours: a bug
 
 
 def test_plugins_and_loggers_are_checked_before_hydra_or_lightning_fail(monkeypatch) -> None:

@@ -11,12 +11,13 @@ import soundfile as sf
 import torch
 
 from sepkit.checkpoint import load_separator
+from sepkit.commands import config_options
 from sepkit.inference import SeparationEngine
 from tests.conftest import run_entry, tiny_train_args
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-MODELS = ["unet_paper", "unet_simple", "unet_stereo", "unet_classic"]
+MODELS = config_options("model")  # every separator in conf/model/
 
 
 def gpu_args(tmp_path, tiny_root, cache_dir, model: str = "unet_paper") -> list[str]:

@@ -49,6 +49,9 @@ class MaskNet(nn.Module):
             wider networks slower; the math is the same.
     """
 
+    # None: exports to ONNX with dynamic batch and frames axes; else why it cannot (sepkit/export.py)
+    onnx_unsupported: str | None = None
+
     def __init__(
         self,
         n_targets: int,

@@ -29,6 +29,8 @@ class OpenUnmixNet(MaskNet):
         residual: the last target is the mixture minus the others.
     """
 
+    onnx_unsupported = "the exported LSTM keeps the batch size it was traced with, so the file fails on any other batch"
+
     def __init__(
         self,
         n_targets: int,

@@ -24,13 +24,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from sepkit.audio import probe
+from sepkit.audio import AUDIO_EXTENSIONS, probe
 from sepkit.errors import SepkitError
 
 log = logging.getLogger(__name__)
 
 SUBSETS = ("train", "valid", "test")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 RESIDUAL_TARGET = "accompaniment"
 
 
