@@ -163,53 +163,96 @@ def check_multirun_ddp(cfg: DictConfig) -> None:
         )
 
 
+class Task:
+    """What a run trains, behind the one run skeleton :func:`train` (config group ``task``).
+
+    The skeleton does what every run needs: the checks, resume, the seed, callbacks, loggers, the
+    trainer, the fit under the precision guard, ``summary.json`` and the optimised metric. A task
+    brings its own part: the checkpoint ``kind`` its runs write and resume from, the Lightning module
+    and data module (:meth:`build`), and what is done with the data before fitting (:meth:`prepare`).
+    """
+
+    kind: str = SEPARATOR
+
+    def check(self, cfg: DictConfig) -> None:
+        """Task-specific checks before resume is resolved (nothing by default)."""
+
+    def build(self, cfg: DictConfig, ckpt_path: str | None) -> tuple[L.LightningModule, L.LightningDataModule]:
+        raise NotImplementedError
+
+    def prepare(
+        self, cfg: DictConfig, system: L.LightningModule, datamodule: Any, out_dir: Path, ckpt_path: str | None
+    ) -> None:
+        """Data ready, splits written, ``system.run_info`` (what the checkpoint records) set."""
+        raise NotImplementedError
+
+
+class SeparationTask(Task):
+    """Separation: a :class:`~sepkit.separator.Separator` in a :class:`~sepkit.system.SeparationSystem`
+    on ``cfg.data``; ``init=`` starts from another checkpoint's weights."""
+
+    kind = SEPARATOR
+
+    def check(self, cfg: DictConfig) -> None:
+        self.init = read_init(cfg)  # init='s checks come before resume's
+
+    def build(self, cfg: DictConfig, ckpt_path: str | None) -> tuple[L.LightningModule, L.LightningDataModule]:
+        datamodule = instantiate(cfg.data)
+        separator = build_separator(OmegaConf.to_container(cfg.model, resolve=True), datamodule.targets)
+        if self.init is not None:
+            start_from(separator, self.init, cfg)
+        system = SeparationSystem(
+            separator,
+            loss=instantiate(cfg.loss),
+            optimizer=instantiate(cfg.optimizer),
+            scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+            spec_augment=datamodule.spec_augment,
+            sample_rate=datamodule.sample_rate,
+        )
+        return system, datamodule
+
+    def prepare(
+        self, cfg: DictConfig, system: L.LightningModule, datamodule: Any, out_dir: Path, ckpt_path: str | None
+    ) -> None:
+        separator = system.separator
+        datamodule.prepare_data()
+        datamodule.write_splits(out_dir / "splits.json")
+        mixtures = (resample(m, datamodule.sample_rate, separator.sample_rate) for m in datamodule.train_mixtures())
+        if not ckpt_path and self.init is None and (used := separator.fit_input_statistics(mixtures)):
+            log.info("input scaler of %s set from the %d training tracks", type(separator.net).__name__, used)
+        separator.covers_mixture = datamodule.covers_mixture
+        system.run_info = {
+            "data": OmegaConf.to_container(cfg.data, resolve=True),
+            "data_root": str(Path(datamodule.root).resolve()),
+            "covers_mixture": datamodule.covers_mixture,
+            "splits": {name: [t.name for t in tracks] for name, tracks in datamodule.tracks.items()},
+            "seed": cfg.seed,
+        }
+        log.info("tracks: %s", {k: len(v) for k, v in datamodule.tracks.items()})
+
+
 def train(cfg: DictConfig) -> float | None:
-    """Train a separator as ``cfg`` says and return ``cfg.optimized_metric`` (for sweepers)."""
-    if cfg.get("train_fn"):  # another experiment type (experiment=gan) brings its own training function
-        return instantiate(cfg.train_fn)(cfg)
+    """The run skeleton of every task (``cfg.task``, separation by default): train as ``cfg`` says
+    and return the best ``cfg.optimized_metric`` (for sweepers)."""
+    task: Task = instantiate(cfg.task) if cfg.get("task") else SeparationTask()
     start = time.time()
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()  # Hydra's handlers already print and file them
     check_required(cfg)
     check_accelerator(cfg.trainer)
     check_multirun_ddp(cfg)
-    init = read_init(cfg)
-    ckpt_path = resolve_resume(cfg)
+    task.check(cfg)
+    ckpt_path = resolve_resume(cfg, kind=task.kind)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.data)
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    separator = build_separator(model_cfg, datamodule.targets)
-    if init is not None:
-        start_from(separator, init, cfg)
-    system = SeparationSystem(
-        separator,
-        loss=instantiate(cfg.loss),
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        spec_augment=datamodule.spec_augment,
-        sample_rate=datamodule.sample_rate,
-    )
+    system, datamodule = task.build(cfg, ckpt_path)
     callbacks = instantiate_group(cfg.get("callbacks"))
     resume_wandb_run(cfg, ckpt_path)
     loggers = instantiate_group(cfg.get("logger"))
     trainer = make_trainer(cfg, callbacks, loggers, cfg.optimized_metric)
-
-    datamodule.prepare_data()
-    datamodule.write_splits(out_dir / "splits.json")
-    model_rate = (resample(m, datamodule.sample_rate, separator.sample_rate) for m in datamodule.train_mixtures())
-    if not ckpt_path and init is None and (used := separator.fit_input_statistics(model_rate)):
-        log.info("input scaler of %s set from the %d training tracks", type(separator.net).__name__, used)
-    separator.covers_mixture = datamodule.covers_mixture
-    system.run_info = {
-        "data": OmegaConf.to_container(cfg.data, resolve=True),
-        "data_root": str(Path(datamodule.root).resolve()),
-        "covers_mixture": datamodule.covers_mixture,
-        "splits": {name: [t.name for t in tracks] for name, tracks in datamodule.tracks.items()},
-        "seed": cfg.seed,
-    }
+    task.prepare(cfg, system, datamodule, out_dir, ckpt_path)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         if isinstance(lg, WandbLogger) and trainer.is_global_zero:
@@ -220,7 +263,6 @@ def train(cfg: DictConfig) -> float | None:
                     "upload it later with `wandb sync <that dir>`",
                     flush=True,
                 )
-    log.info("tracks: %s", {k: len(v) for k, v in datamodule.tracks.items()})
     summary = fit(cfg, trainer, system, datamodule, ckpt_path, start)
     return summary["best"].get(cfg.optimized_metric)
 

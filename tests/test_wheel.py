@@ -45,4 +45,4 @@ def test_the_wheel_separates_with_its_bundled_model_and_trains_from_an_empty_fol
     where = run(str(tmp_path / "venv" / "bin" / "python"), "-c", "import sepkit; print(sepkit.__file__)", cwd=empty)
     assert str(tmp_path / "venv") in where.stdout and str(ROOT) not in where.stdout
     run(sepkit, "train", "debug=fdr", "data.source.generate.tracks=6", "data.source.generate.seconds=6", cwd=empty)
-    assert list((empty / "outputs" / "train").rglob("summary.json"))
+    assert list((empty / "outputs" / "debug").rglob("summary.json"))  # debug overlays: task_name=debug
