@@ -147,14 +147,18 @@ def test_stream_pieces_of_any_size_give_the_same_stems() -> None:
     assert torch.allclose(streamed[1], whole, atol=1e-6)
 
 
-def test_wiener_and_shifts_run_and_keep_shapes() -> None:
+def test_wiener_and_shifts_keep_shapes_and_the_sum() -> None:
     pytest.importorskip("openunmix")
     engine = SeparationEngine(small_separator(), wiener_iterations=1, shifts=2)
-    out = engine.separate(torch.randn(2, 20000) * 0.1, 16000)
+    mix = torch.randn(2, 20000) * 0.1
+    out = engine.separate(mix, 16000)
     assert out["vocals"].shape == (2, 20000) and torch.isfinite(out["vocals"]).all()
-    # Wiener filtering keeps the estimates summing (almost) to the mixture's low band
-    plain = SeparationEngine(small_separator()).separate(torch.randn(2, 20000) * 0.1, 16000)
+    # Wiener filtering keeps the estimates summing to the mixture (the targets cover it)
+    error = out["vocals"] + out["accompaniment"] - mix
+    assert float(error.pow(2).mean() / mix.pow(2).mean()) < 1e-6
+    plain = SeparationEngine(small_separator()).separate(mix, 16000)
     assert plain["vocals"].shape == out["vocals"].shape
+    assert (plain["vocals"] - out["vocals"]).abs().max() > 1e-4  # the filter changed the estimate
 
 
 def test_wiener_with_a_single_target_does_not_return_the_mixture() -> None:

@@ -34,7 +34,7 @@ def test_songs_are_deterministic_and_distinct() -> None:
     assert not np.allclose(a["vocals"], c["vocals"])
 
 
-def test_vocals_have_rests_and_vibrato() -> None:
+def test_vocals_have_rests_between_phrases() -> None:
     vocals = Song(1, 12.0, 44100).vocals()[:, 0]
     frames = vocals[: len(vocals) // 2205 * 2205].reshape(-1, 2205)  # 50 ms frames
     rms = np.sqrt((frames**2).mean(axis=1))
