@@ -60,6 +60,7 @@ def run_entry(
     argv, folder and environment): the same code path without three seconds of imports per run.
     ``isolated=True`` (or ``SEPKIT_TEST_SUBPROCESS=1`` for the whole suite) starts a fresh Python
     instead, for what a process must show on its own: its imports, its exit on a signal, DDP workers.
+    In-process runs set ``WANDB_CONSOLE=off`` (W&B's console capture and this one's do not mix).
     """
     env = {"PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "0", **(env or {})}
     if isolated or os.environ.get("SEPKIT_TEST_SUBPROCESS") == "1":
@@ -71,7 +72,8 @@ def run_entry(
             text=True,
             timeout=timeout,
         )
-    return _run_in_process(script, list(overrides), cwd, env)
+    # W&B's console capture would fight the in-process capture of stdout and stderr (it hangs)
+    return _run_in_process(script, list(overrides), cwd, {"WANDB_CONSOLE": "off", **env})
 
 
 def _run_in_process(script: str, overrides: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -102,6 +104,8 @@ def _run_in_process(script: str, overrides: list[str], cwd: Path, env: dict[str,
                 traceback.print_exc()
                 code = 1
     finally:
+        if (wandb := sys.modules.get("wandb")) is not None and wandb.run is not None:
+            wandb.finish()  # as the process's exit would: the next run starts its own
         os.chdir(saved_cwd)
         sys.argv = saved_argv
         os.environ.clear()

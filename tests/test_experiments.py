@@ -23,9 +23,7 @@ def test_all_loggers_at_once_with_wandb_offline_and_media(tmp_path, tiny_root, c
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))  # no ~/.netrc: no W&B credentials
-    result = run_entry(
-        "train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "logger=many", *TINY_MEDIA, isolated=True
-    )
+    result = run_entry("train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "logger=many", *TINY_MEDIA)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "logging offline" in result.stdout
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
@@ -91,9 +89,7 @@ def test_ddp_on_two_cpu_processes(tmp_path, tiny_root, cache_dir) -> None:
 
 def test_ddp_inside_multirun_fails_clearly(tmp_path, tiny_root, cache_dir) -> None:
     args = [a for a in tiny_train_args(tmp_path, tiny_root, cache_dir) if not a.startswith("hydra.run.dir")]
-    result = run_entry(
-        "train.py", "-m", *args, f"hydra.sweep.dir={tmp_path}/s", "trainer=ddp_cpu", "seed=1,2", isolated=True
-    )
+    result = run_entry("train.py", "-m", *args, f"hydra.sweep.dir={tmp_path}/s", "trainer=ddp_cpu", "seed=1,2")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "ddp_spawn" in result.stderr
 

@@ -55,9 +55,7 @@ def test_resume_continues_the_same_wandb_run(tmp_path, tiny_root, cache_dir) -> 
     home.mkdir()
     env = {"HOME": str(home), "WANDB_MODE": "offline"}
     first_dir, second_dir = tmp_path / "first", tmp_path / "second"
-    first = run_entry(
-        "train.py", *tiny_train_args(first_dir, tiny_root, cache_dir), "logger=wandb", env=env, isolated=True
-    )
+    first = run_entry("train.py", *tiny_train_args(first_dir, tiny_root, cache_dir), "logger=wandb", env=env)
     assert first.returncode == 0, first.stderr[-2000:]
     second = run_entry(
         "train.py",
@@ -66,7 +64,6 @@ def test_resume_continues_the_same_wandb_run(tmp_path, tiny_root, cache_dir) -> 
         "trainer.max_epochs=2",
         f"resume={first_dir / 'run'}",
         env=env,
-        isolated=True,
     )
     assert second.returncode == 0, second.stderr[-2000:]
     run_ids = [
