@@ -60,7 +60,6 @@ class GANTask(Task):
             classifier.cpu()
             log.info("scores classifier: training accuracy %.3f after %d steps", accuracy, cfg.scores.steps)
         system = GANSystem(gan, classifier, optimizer=instantiate(cfg.optimizer), n_generated=cfg.scores.n_generated)
-        system.classifier_cfg = classifier_cfg
         return system, datamodule
 
     def prepare(
@@ -71,7 +70,7 @@ class GANTask(Task):
             "data": OmegaConf.to_container(cfg.spectrograms, resolve=True),
             "data_root": str(Path(datamodule.root).resolve()),
             "splits": {name: [t.name for t in tracks] for name, tracks in datamodule.tracks.items()},
-            "classifier": system.classifier_cfg,
+            "classifier": OmegaConf.to_container(cfg.scores.classifier, resolve=True),
             "n_generated": cfg.scores.n_generated,
             "seed": cfg.seed,
         }
