@@ -9,6 +9,9 @@ CONSTRAINTS ?= constraints.txt
 TORCH_SPEC ?= torch torchaudio
 PIP_INSTALL = $(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 ARGS ?=
+# make test runs the suite on one pytest-xdist worker per core (at most 4; each worker holds its own
+# torch and generated data): TEST_WORKERS=1 for one process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 # What `make train` trains (conf/experiment/): builtin = the CPU recipe on the realistic built-in songs.
 EXPERIMENT ?= builtin
 
@@ -54,7 +57,7 @@ train: install sound-deps
 	$(PY) train.py experiment=$(EXPERIMENT) $(ARGS)
 
 test: install system-deps
-	$(PY) -m pytest -m "not slow" $(ARGS)
+	$(PY) -m pytest -m "not slow" -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 # Every runnable command in README.md and docs/ composes against conf/, every relative link resolves
 # (what counts as runnable: sepkit/docs_check.py). make test runs the same check (tests/test_docs.py).

@@ -18,6 +18,15 @@ import pytest
 from sepkit.data.synthetic import SyntheticConfig, ensure_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# pytest-xdist (make test runs one worker per core): the workers share the cores, so each one's torch
+# (and each process a test starts) gets its share of threads instead of all of them.
+if (_workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))) > 1:
+    import torch
+
+    _threads = max(1, (os.cpu_count() or 1) // _workers)
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    torch.set_num_threads(_threads)
 TINY = SyntheticConfig(tracks=6, seconds=8.0, seed=3)
 # Overrides that point a run at the tiny dataset and keep it fast.
 TINY_RUN = [
