@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sepkit.data.synthetic import MANIFEST, STEMS, Song, SyntheticConfig, ensure_dataset, main
+from sepkit.data.generated import MANIFEST, STEMS
+from sepkit.data.synthetic import Song, SyntheticConfig, ensure_dataset, main
 from sepkit.errors import SepkitError
 
 
@@ -61,7 +62,7 @@ def test_runs_started_together_generate_once(tmp_path, caplog) -> None:
         start.wait()
         return ensure_dataset(root, SyntheticConfig(tracks=3, seconds=1.0), workers=1)
 
-    caplog.set_level(logging.INFO, logger="sepkit.data.synthetic")
+    caplog.set_level(logging.INFO, logger="sepkit.data.generated")
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(lambda _: run(), range(3)))
     assert results == [root] * 3

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from sepkit.data.generated import MANIFEST, STEMS
 from sepkit.data.realistic import RealisticConfig, compose, ensure, render, tools
 from sepkit.data.realistic.score import Note, Part, Score, Syllable, VocalLine
 from sepkit.data.realistic.voice import analyse
-from sepkit.data.synthetic import MANIFEST, STEMS
 from sepkit.errors import SepkitError
 
 ROOT = Path(__file__).resolve().parents[1]

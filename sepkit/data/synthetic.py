@@ -10,28 +10,15 @@ wav; ``mixture.wav`` is exactly the sum of the four stems. Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import os
-import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import soundfile as sf
 
-from sepkit.data.pool import worker_pool
-from sepkit.errors import SepkitError
+from sepkit.data import generated
+from sepkit.data.generated import Generator, write_stems
 
-log = logging.getLogger(__name__)
-
-STEMS = ("vocals", "drums", "bass", "other")
-MANIFEST = "sepkit_synthetic.json"
 GENERATOR_VERSION = 1
 # Formant frequencies (Hz) and bandwidths of five sung vowels.
 VOWELS = np.array(
@@ -274,145 +261,21 @@ def track_names(cfg: SyntheticConfig) -> list[tuple[str, str]]:
     return names
 
 
-def write_stems(folder: Path, stems: dict[str, np.ndarray], sample_rate: int) -> None:
-    """Write ``{name: (time, 2)}`` stems and their sum as 16-bit wav, the mixture exactly the sum of the files."""
-    peak = np.abs(sum(stems.values())).max()
-    loudest = max(np.abs(audio).max() for audio in stems.values())  # a stem may peak above the sum
-    scale = min(0.89 / max(peak, 1e-9), 0.99 / max(loudest, 1e-9))
-    folder.mkdir(parents=True)
-    quantised = {name: np.round(audio * scale * 32767).astype(np.int32) for name, audio in stems.items()}
-    for name, pcm in quantised.items():
-        sf.write(folder / f"{name}.wav", pcm.astype(np.int16), sample_rate, subtype="PCM_16")
-    mixture = sum(quantised.values())
-    sf.write(folder / "mixture.wav", np.clip(mixture, -32768, 32767).astype(np.int16), sample_rate, "PCM_16")
-
-
 def write_track(folder: Path, seed: int, cfg: SyntheticConfig) -> None:
     """Render one song and write its stems and mixture as 16-bit wav."""
     write_stems(folder, Song(seed, cfg.seconds, cfg.sample_rate).render(), cfg.sample_rate)
 
 
-@dataclass(frozen=True)
-class Generator:
-    """What makes a generated dataset: ``write(folder, seed, cfg)`` renders a track, ``names(cfg)`` lists
-    ``(subset, name)`` of the tracks, ``version`` goes into the manifest."""
-
-    write: Callable[[Path, int, Any], None]
-    names: Callable[[Any], list[tuple[str, str]]]
-    version: int | str
-
-
 SYNTHETIC = Generator(write_track, track_names, GENERATOR_VERSION)
 
 
-def generate(root: str | Path, cfg: SyntheticConfig, gen: Generator | None = None, workers: int | None = None) -> Path:
-    """Write the dataset into ``root`` (which must not exist) and a manifest describing it.
-
-    ``gen``: another generator than this module's songs; ``workers`` processes (default: one per core).
-    """
-    gen = gen or SYNTHETIC
-    root = Path(root)
-    tmp = root.with_name(root.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    jobs = [(tmp / subset / name, cfg.seed * 100_003 + i, cfg) for i, (subset, name) in enumerate(gen.names(cfg))]
-    workers = max(1, min(len(jobs), workers or os.cpu_count() or 1))
-    log.info("generating %d songs of %g s into %s (%d processes, once)", len(jobs), cfg.seconds, root, workers)
-    if workers == 1:
-        for job in jobs:
-            gen.write(*job)
-    else:
-        with worker_pool(workers) as pool:
-            list(pool.map(gen.write, *zip(*jobs, strict=True)))
-    (tmp / MANIFEST).write_text(json.dumps({"generator_version": gen.version, **asdict(cfg)}, indent=2))
-    tmp.rename(root)
-    return root
-
-
-@contextmanager
-def exclusive(root: Path) -> Iterator[None]:
-    """Hold a lock file beside ``root`` while one process checks or writes the dataset.
-
-    Runs started together (a parallel sweep, two benchmarks) then generate it once: the others
-    wait and find it made. POSIX advisory lock; where ``fcntl`` is missing, no lock is taken.
-    """
-    root.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    with open(root.parent / f".{root.name}.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another run that is generating %s", root)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
-
-
-def ensure_dataset(
-    root: str | Path, cfg: SyntheticConfig, gen: Generator | None = None, workers: int | None = None
-) -> Path:
-    """Generate the dataset on first use; regenerate it when its parameters changed.
-
-    Only a folder this generator wrote (it holds the manifest) is ever replaced; any other
-    non-empty folder is left alone and reported. ``gen`` makes another generator's dataset (``cfg``
-    is then its own dataclass with ``tracks``, ``seed`` and ``test_every``). Concurrent calls for
-    the same ``root`` take turns (:func:`exclusive`).
-    """
-    root = Path(root)
-    with exclusive(root):
-        return _ensure_dataset(root, cfg, gen or SYNTHETIC, workers)
-
-
-def _ensure_dataset(root: Path, cfg: SyntheticConfig, gen: Generator, workers: int | None) -> Path:
-    manifest = root / MANIFEST
-    wanted = json.loads(json.dumps({"generator_version": gen.version, **asdict(cfg)}))  # tuples as the file has them
-    if manifest.exists():
-        old = json.loads(manifest.read_text())
-        if old == wanted:
-            return root
-        fields = type(cfg).__dataclass_fields__
-        ours = {MANIFEST, "train", "test"} | {
-            f"{sub}/{name}" for sub, name in gen.names(type(cfg)(**{k: v for k, v in old.items() if k in fields}))
-        }
-        found = {p.name for p in root.iterdir()} | {
-            f"{s}/{p.name}" for s in ("train", "test") if (root / s).is_dir() for p in (root / s).iterdir()
-        }
-        if found - ours:
-            raise SepkitError(
-                f"{root} holds files the generator did not write ({sorted(found - ours)[0]}); "
-                "move them away or choose another data.root before the dataset is regenerated"
-            )
-        shutil.rmtree(root)
-    elif root.exists() and any(root.iterdir()):
-        raise SepkitError(
-            f"{root} is not empty and was not made by sepkit's generator; "
-            "point paths.data_dir (or data.root) at an empty or new folder"
-        )
-    elif root.exists():
-        root.rmdir()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    return generate(root, cfg, gen, workers)
+def ensure_dataset(root: str | Path, cfg: SyntheticConfig, workers: int | None = None) -> Path:
+    """Generate these songs into ``root`` unless its manifest says they are there (:mod:`sepkit.data.generated`)."""
+    return generated.ensure_dataset(root, cfg, SYNTHETIC, workers)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Generate a toy MUSDB18-HQ-shaped dataset.")
-    parser.add_argument("--out", required=True, help="folder to create (must not exist or be empty)")
-    parser.add_argument("--tracks", type=int, default=SyntheticConfig.tracks)
-    parser.add_argument("--seconds", type=float, default=SyntheticConfig.seconds)
-    parser.add_argument("--seed", type=int, default=SyntheticConfig.seed)
-    parser.add_argument("--sample-rate", type=int, default=SyntheticConfig.sample_rate)
-    args = parser.parse_args(argv)
-    if args.tracks < 1 or args.seconds <= 0:
-        parser.error("--tracks must be >= 1 and --seconds > 0")
-    cfg = SyntheticConfig(tracks=args.tracks, seconds=args.seconds, sample_rate=args.sample_rate, seed=args.seed)
-    try:
-        root = ensure_dataset(args.out, cfg)
-    except SepkitError as err:
-        raise SystemExit(f"error: {err}") from None
-    print(f"wrote {cfg.tracks} tracks of {cfg.seconds:g} s to {root}")
+    generated.command(argv, "Generate a toy MUSDB18-HQ-shaped dataset.", SyntheticConfig, ensure_dataset)
 
 
 if __name__ == "__main__":

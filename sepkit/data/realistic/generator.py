@@ -11,18 +11,19 @@ exactly the sum of the four 16-bit stems. The same seed gives the same bytes. Us
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from sepkit.data import generated
+from sepkit.data.generated import STEMS, Generator, write_stems
 from sepkit.data.realistic.instruments import render_additive, render_fluidsynth
 from sepkit.data.realistic.mixing import mix
 from sepkit.data.realistic.score import LYRICS, Composer, Score
 from sepkit.data.realistic.tools import require_fluidsynth, resolve_phonemes
 from sepkit.data.realistic.voice import render_vocals
-from sepkit.data.synthetic import STEMS, Generator, ensure_dataset, track_names, write_stems
+from sepkit.data.synthetic import track_names
 from sepkit.errors import SepkitError
 
 VERSION = "realistic-2"  # 2: singing in ~80 % of the time, as in real songs (was ~40 %)
@@ -123,22 +124,8 @@ def resolve(cfg: RealisticConfig) -> RealisticConfig:
 
 def ensure(root: str | Path, cfg: RealisticConfig, workers: int | None = None) -> Path:
     """Generate the dataset into ``root`` unless the manifest there says it is this one already."""
-    return ensure_dataset(root, resolve(cfg), REALISTIC, workers)
+    return generated.ensure_dataset(root, resolve(cfg), REALISTIC, workers)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Generate realistic MUSDB18-HQ-shaped songs.")
-    parser.add_argument("--out", required=True, help="folder to create (must not exist or be empty)")
-    parser.add_argument("--tracks", type=int, default=RealisticConfig.tracks)
-    parser.add_argument("--seconds", type=float, default=RealisticConfig.seconds)
-    parser.add_argument("--seed", type=int, default=RealisticConfig.seed)
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
-    args = parser.parse_args(argv)
-    if args.tracks < 1 or args.seconds <= 0:
-        parser.error("--tracks must be >= 1 and --seconds > 0")
-    try:
-        cfg = RealisticConfig(tracks=args.tracks, seconds=args.seconds, seed=args.seed)
-        root = ensure(args.out, cfg, args.workers)
-    except SepkitError as err:
-        raise SystemExit(f"error: {err}") from None
-    print(f"wrote {cfg.tracks} tracks of {cfg.seconds:g} s to {root}")
+    generated.command(argv, "Generate realistic MUSDB18-HQ-shaped songs.", RealisticConfig, ensure)
