@@ -1,12 +1,13 @@
 """Quality at an equal budget: Open-Unmix and sepkit recipes trained for the same wall-clock time on
 the same training tracks, evaluated by sepkit's evaluator on the same test tracks.
 
-Every entry is ``python train.py`` itself with the data overrides, its own overrides and
+Every entry is ``python train.py experiment=bench/<entry>`` (one overlay per entry in
+``conf/experiment/bench/``, so any entry also trains on its own) with the data overrides and
 ``trainer.max_time`` = the budget (validation included), then ``python evaluate.py`` on its best
-checkpoint (the checkpoint's test split, museval off). The Open-Unmix entry is the
-``openunmix`` package's network (``model=openunmix``: vocals network, accompaniment = mixture minus
-vocals, no Wiener) trained with its own recipe: MSE on magnitudes, Adam 1e-3 with weight decay
-1e-5, batches of 16 six-second excerpts, per-bin input scaler from the training mixtures. The
+checkpoint (the checkpoint's test split, museval off). The Open-Unmix entry is the ``openunmix``
+package's network (``model=openunmix``: vocals network, accompaniment = mixture minus vocals, no
+Wiener) trained with its own recipe: MSE on magnitudes, Adam 1e-3 with weight decay 1e-5, batches
+of 16 six-second excerpts, per-bin input scaler from the training mixtures. The
 mixture (doing nothing) and ideal-ratio-mask rows come from the evaluations themselves.
 
     python -m bench.quality                                  # built-in data, 10 min per entry
@@ -29,76 +30,25 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.common import run_logged
+from sepkit.commands import config_dir, config_options
 
 ROOT = Path(__file__).resolve().parents[1]
-# The recipe's training changes that leave a network as it is (issue #14), for the seed variants.
-RECIPE = ["loss=spec_mse", "optimizer.lr=2e-3", "scheduler=budget_cosine"]
-# name -> (what it is, train.py overrides)
-ENTRIES: dict[str, tuple[str, list[str]]] = {
-    "openunmix": (
-        "Open-Unmix (openunmix package, its recipe, no Wiener)",
-        [
-            "model=openunmix",
-            "loss=spec_mse",
-            "optimizer.weight_decay=1e-5",
-            "scheduler=none",
-            "data.segment_seconds=6.0",
-            "data.val_segment_seconds=6.0",
-            "data.batch_size=16",
-            "data.augment.freq_mask=null",
-            "data.augment.sign_flip=false",
-            "trainer.gradient_clip_val=null",
-        ],
-    ),
-    "paper": ("sepkit experiment=paper's model and loss (unet_paper, 8192 Hz)", ["model=unet_paper"]),
-    "paper_tuned": (
-        "sepkit unet_paper + the recipe's training changes (log_stats input, MSE, no dropout, lr 2e-3, budget cosine)",
-        ["model=unet_paper", *RECIPE, "model.net.input_scaling=log_stats", "model.net.dropout=0.0"],
-    ),
-    "simple": ("sepkit unet_simple (16 kHz, full band)", ["model=unet_simple"]),
-    "simple_tuned": (
-        "sepkit unet_simple + the recipe's training changes (log_stats input, MSE, lr 2e-3, budget cosine)",
-        ["model=unet_simple", *RECIPE, "model.net.input_scaling=log_stats"],
-    ),
-    "stereo": ("sepkit unet_stereo (4 masks)", ["model=unet_stereo", "loss=mask_l1"]),
-    "stereo_tuned": (
-        "sepkit unet_stereo + the recipe's training changes (MSE, lr 2e-3, budget cosine)",
-        ["model=unet_stereo", *RECIPE],
-    ),
-    "vocals_cpu_full": (
-        "experiment=vocals_cpu at the paper's full widths (16-512 channels)",
-        ["experiment=vocals_cpu", "model.net.channels=[16,32,64,128,256,512]"],
-    ),
-    "vocals_cpu_quarter": (
-        "experiment=vocals_cpu at a quarter of the paper's widths (4-128 channels)",
-        ["experiment=vocals_cpu", "model.net.channels=[4,8,16,32,64,128]"],
-    ),
-    "vocals_cpu_k3": (
-        "experiment=vocals_cpu with 3x3 kernels",
-        ["experiment=vocals_cpu", "model.net.kernel_size=3"],
-    ),
-    "openunmix_tuned": (
-        "Open-Unmix's network with sepkit's recipe (L1 loss, budget cosine LR)",
-        [
-            "model=openunmix",
-            "loss=spec_l1",
-            "scheduler=budget_cosine",
-            "data.segment_seconds=6.0",
-            "data.val_segment_seconds=6.0",
-            "data.batch_size=16",
-        ],
-    ),
-    "vocals_cpu_l1": (
-        "experiment=vocals_cpu before issue #14: L1 loss, dropout 0.5, lr 1e-3",
-        ["experiment=vocals_cpu", "loss=spec_l1", "model.net.dropout=0.5", "optimizer.lr=1e-3"],
-    ),
-    "vocals_cpu": ("sepkit experiment=vocals_cpu (the recipe for a CPU budget)", ["experiment=vocals_cpu"]),
-    "stereo_cpu": (
-        "sepkit experiment=stereo_cpu (unet_stereo, n_fft 2048 / hop 1024, dilated bottleneck, batches of 4, "
-        "recipe training)",
-        ["experiment=stereo_cpu"],
-    ),
-}
+BENCH_GROUP = "experiment/bench"
+
+
+def entries() -> dict[str, tuple[str, list[str]]]:
+    """name -> (what it is, train.py overrides): one overlay per entry in conf/experiment/bench/, so
+    ``python train.py experiment=bench/<name>`` trains any entry on its own; what it is = the
+    overlay's first comment line."""
+    found = {}
+    for name in config_options(BENCH_GROUP):
+        lines = (Path(config_dir(), BENCH_GROUP, f"{name}.yaml")).read_text().splitlines()
+        what = next(line[1:].strip() for line in lines if line.startswith("#") and "@package" not in line)
+        found[name] = (what, [f"experiment=bench/{name}"])
+    return found
+
+
+ENTRIES = entries()
 DEFAULT_ENTRIES = ["openunmix", "paper", "vocals_cpu", "stereo_cpu"]
 
 

@@ -120,18 +120,30 @@ def test_unknown_mask_activation_fails_clearly(tmp_path) -> None:
 @pytest.mark.parametrize("variant", ["paper", "simple", "stereo"])
 def test_tuned_seed_variants_keep_their_architecture(variant, tmp_path) -> None:
     """bench.quality's <variant>_tuned entries change training only: the same parameters, shape for shape."""
-    from bench.quality import ENTRIES, RECIPE
+    from bench.quality import ENTRIES
 
-    def shapes(name: str) -> dict[str, tuple[int, ...]]:
-        model = [o for o in ENTRIES[name][1] if o.startswith("model=")]
-        nets = [o for o in ENTRIES[name][1] if o.startswith("model.net.") and "input_scaling" not in o]
-        cfg = make_cfg(*model, *nets, tmp_path=tmp_path)
+    def shapes(cfg) -> dict[str, tuple[int, ...]]:
         net = build_separator(OmegaConf.to_container(cfg.model, resolve=True), ["vocals", "accompaniment"]).net
         skip = ("input_shift", "input_scale")  # the per-bin scaler a log_stats input adds, not the network
         return {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.endswith(skip)}
 
-    assert set(RECIPE) <= set(ENTRIES[f"{variant}_tuned"][1])
-    assert shapes(f"{variant}_tuned") == shapes(variant)
+    plain, tuned = (make_cfg(*ENTRIES[name][1], tmp_path=tmp_path) for name in (variant, f"{variant}_tuned"))
+    assert shapes(tuned) == shapes(plain)
+    # the recipe's training changes: MSE on magnitudes, lr 2e-3, warm-up + cosine over the budget
+    assert tuned.loss._target_ == make_cfg("loss=spec_mse", tmp_path=tmp_path).loss._target_
+    assert tuned.optimizer.lr == 2e-3 and tuned.scheduler.scheduler._target_.endswith("BudgetCosine")
+    assert (tuned.loss, tuned.optimizer.lr) != (plain.loss, plain.optimizer.lr)
+
+
+def test_every_quality_entry_is_an_overlay_train_py_composes(tmp_path) -> None:
+    from bench.quality import DEFAULT_ENTRIES, ENTRIES
+
+    assert set(DEFAULT_ENTRIES) <= set(ENTRIES) and len(ENTRIES) >= 14
+    for name, (what, overrides) in ENTRIES.items():
+        assert overrides == [f"experiment=bench/{name}"] and what and not what.startswith("@")
+        make_cfg(*overrides, tmp_path=tmp_path)  # composes
+    openunmix = make_cfg(*ENTRIES["openunmix"][1], tmp_path=tmp_path)
+    assert openunmix.model.name == "openunmix" and openunmix.data.batch_size == 16
 
 
 def test_make_train_trains_the_builtin_experiment(tmp_path) -> None:
