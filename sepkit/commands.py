@@ -5,6 +5,7 @@
     sepkit separate input=SONG ... = python separate.py input=SONG ...
     sepkit export   ckpt=PATH ...  = python separate.py export=onnx ckpt=PATH ...
     sepkit serve    [ckpt=PATH]    = python separate.py serve=true ...
+    sepkit diagnose ckpt=PATH      where a checkpoint's validation error lies (fit, generalisation, band)
 
 Overrides are Hydra's, as for the scripts (``--help``, ``--cfg job``, ``-m`` sweeps, ``--config-dir
 DIR`` to add a folder of your own configs). The configs come from the repository's ``conf/`` in a
@@ -77,6 +78,14 @@ def run_separate(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
+def run_diagnose(cfg: DictConfig) -> None:
+    from sepkit.cli import check_required, run_guarded
+    from sepkit.diagnose import diagnose
+
+    run_guarded(check_required, cfg)
+    run_guarded(diagnose, cfg)
+
+
 # command -> (config name, entry function, overrides placed before the user's)
 COMMANDS: dict[str, tuple[str, Callable[[DictConfig], object], list[str]]] = {
     "train": ("train", run_train, []),
@@ -84,6 +93,7 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], object], list[str]]] = {
     "separate": ("separate", run_separate, []),
     "export": ("separate", run_separate, ["export=onnx"]),
     "serve": ("separate", run_separate, ["serve=true"]),
+    "diagnose": ("diagnose", run_diagnose, []),
 }
 
 

@@ -6,7 +6,7 @@ every ``docs/**/*.md``, prints one line per failure (``file:line: what``) and ex
 **Runnable commands.** A line of a fenced code block whose language is ``bash`` is checked when,
 after leading ``NAME=value`` environment settings and a ``nice`` / ``taskset -c CPUS`` wrapper, it
 starts with ``python train.py``, ``python evaluate.py``, ``python separate.py`` or ``sepkit
-train|evaluate|separate|export|serve``. Other lines (``make``, ``python -m bench.X``, ``pip``) are
+train|evaluate|separate|export|serve|diagnose``. Other lines (``make``, ``python -m bench.X``, ``pip``) are
 not commands of the configs and are left alone. A line ending in a backslash continues on the next;
 ``&&``, ``;``, ``|`` and a trailing ``&`` separate commands. A line that ends with the comment
 ``# not checked`` is skipped (a config folder of your own, a placeholder experiment). Checking
@@ -66,7 +66,9 @@ HYDRA_FLAGS = {
     "--config-dir": True,
     "-cd": True,
 }
-RUNNABLE_WORD = re.compile(r"\b(train|evaluate|separate)\.py\b|\bsepkit\s+(train|evaluate|separate|export|serve)\b")
+RUNNABLE_WORD = re.compile(
+    r"\b(train|evaluate|separate)\.py\b|\bsepkit\s+(train|evaluate|separate|export|serve|diagnose)\b"
+)
 PLACEHOLDER = re.compile(r"<[^<>\s]+>")
 FENCE = re.compile(r"^\s*(```+|~~~+)\s*([\w+-]*)")
 INLINE_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -82,10 +83,22 @@ def run_entry(
             timeout=timeout,
         )
     # W&B's console capture would fight the in-process capture of stdout and stderr (it hangs)
-    return _run_in_process(script, list(overrides), cwd, {"WANDB_CONSOLE": "off", **env})
+    argv = [str(ROOT / script), *overrides]
+    return _run_in_process(
+        lambda: runpy.run_path(argv[0], run_name="__main__"), argv, cwd, {"WANDB_CONSOLE": "off", **env}
+    )
 
 
-def _run_in_process(script: str, overrides: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def run_sepkit_command(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """``sepkit ARGS...`` in this process (the console script's function with its argv)."""
+    from sepkit.commands import main
+
+    return _run_in_process(main, ["sepkit", *args], cwd, {"PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "0"})
+
+
+def _run_in_process(
+    run: Callable[[], object], argv: list[str], cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess:
     import torch
 
     out, err, code = io.StringIO(), io.StringIO(), 0
@@ -98,13 +111,13 @@ def _run_in_process(script: str, overrides: list[str], cwd: Path, env: dict[str,
     )
     saved_torch = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.mkldnn.enabled)
     os.environ.update(env)
-    sys.argv = [str(ROOT / script), *overrides]
+    sys.argv = list(argv)
     try:
         os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                runpy.run_path(str(ROOT / script), run_name="__main__")
+                run()
             except SystemExit as exc:  # as the interpreter would exit
                 if isinstance(exc.code, str):
                     print(exc.code, file=sys.stderr)
@@ -126,7 +139,7 @@ def _run_in_process(script: str, overrides: list[str], cwd: Path, env: dict[str,
         torch.set_num_threads(saved_torch[0])
         torch.use_deterministic_algorithms(saved_torch[1])
         torch.backends.mkldnn.enabled = saved_torch[2]
-    return subprocess.CompletedProcess([script, *overrides], code, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def tiny_train_args(tmp_path: Path, tiny_root: Path, cache_dir: Path) -> list[str]:

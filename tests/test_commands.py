@@ -28,7 +28,7 @@ def test_every_package_and_the_configs_go_into_the_wheel() -> None:
     assert set(setuptools["packages"]) == folders | {"sepkit.conf"}
     assert setuptools["package-dir"] == {"sepkit.conf": "conf"}
     assert Path(config_dir()) == ROOT / "conf"  # a checkout reads the top-level conf/
-    assert set(COMMANDS) == {"train", "evaluate", "separate", "export", "serve"}
+    assert set(COMMANDS) == {"train", "evaluate", "separate", "export", "serve", "diagnose"}
 
 
 def test_sepkit_separate_from_another_folder_equals_separate_py(tmp_path, tiny_ckpt) -> None:
@@ -56,7 +56,7 @@ def test_unknown_command_and_help(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as bad:
         main(["seperate", "input=x.wav"])
     assert bad.value.code == 2 and capsys.readouterr().err.strip().splitlines() == [
-        "error: unknown command 'seperate'; use one of train, evaluate, separate, export, serve"
+        "error: unknown command 'seperate'; use one of train, evaluate, separate, export, serve, diagnose"
     ]
     main(["--help"])
     assert "sepkit separate" in capsys.readouterr().out

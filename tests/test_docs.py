@@ -25,7 +25,7 @@ python train.py data.foo=1
 python train.py model=foo && sepkit export ckpt=x.ckpt model=unet_paper
 python separate.py input=song.wav --bogus
 python train.py model=nope   # not checked
-python -m bench.fit CKPT
+python -m bench.quality --budget 60
 ```
 
 `python train.py model=inline` in prose is not a command to check.

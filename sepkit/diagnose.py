@@ -17,27 +17,31 @@ Train close to valid means the model underfits (more steps or capacity would hel
 would not); train well above valid means it overfits the training songs. The swaps say how much
 of the gap to the ceiling lies in the seen band and how much above it. ::
 
-    python -m bench.fit outputs/train/<run>/checkpoints/best.ckpt
-    python -m bench.fit CKPT --out outputs/bench/fit.json
+    sepkit diagnose ckpt=outputs/train/<run>/checkpoints/best.ckpt
+    sepkit diagnose ckpt=CKPT threads=2
 
-The checkpoint must come from ``train.py`` on a track source (it stores the data config and the
-split lists); the data are read from where it was trained.
+The table is printed and written, with every figure, to ``diagnose.json`` in the run folder
+(``outputs/diagnose/<time>/``). The checkpoint must come from ``train.py`` on a track source (it
+stores the data config and the split lists); the data are read from where it was trained.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from sepkit.checkpoint import load_separator
 from sepkit.data.datamodule import FixedSegments
 from sepkit.errors import SepkitError
 from sepkit.evaluation import ratio_masks
 from sepkit.metrics import si_sdr
+
+log = logging.getLogger(__name__)
 
 
 def _datamodule(separator):
@@ -94,39 +98,33 @@ def score(separator, segments: FixedSegments, swaps: bool) -> dict[str, dict[str
     return table
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("ckpt", type=Path)
-    parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    try:
-        separator = load_separator(args.ckpt)
-        datamodule = _datamodule(separator)
-    except SepkitError as err:
-        raise SystemExit(f"error: {err}") from None
+def diagnose(cfg: DictConfig) -> dict:
+    """The ``sepkit diagnose`` entry: score ``cfg.ckpt`` and write ``diagnose.json`` into the run folder."""
+    torch.set_num_threads(cfg.threads)
+    separator = load_separator(cfg.ckpt)
+    datamodule = _datamodule(separator)
     per_track = datamodule.val_segments_per_track
     valid = FixedSegments(datamodule.audio["valid"], datamodule.groups, datamodule.val_segment, per_track)
     train = FixedSegments(datamodule.audio["train"], datamodule.groups, datamodule.val_segment, per_track)
     results = {
-        "checkpoint": str(args.ckpt),
+        "checkpoint": str(cfg.ckpt),
         "segments": {"valid": len(valid), "train": len(train)},
         "valid": score(separator, valid, swaps=True),
         "train": score(separator, train, swaps=False)["model"],
     }
     target = separator.targets[0]
-    print(f"{args.ckpt}: {target} mean over fixed {datamodule.val_segment / datamodule.sample_rate:.1f}-s segments")
-    print(f"| masks | {target} SI-SDR | {target} SI-SDRi |")
-    print("|---|---|---|")
+    seconds = datamodule.val_segment / datamodule.sample_rate
+    lines = [
+        f"{cfg.ckpt}: {target} mean over fixed {seconds:.1f}-s segments",
+        f"| masks | {target} SI-SDR | {target} SI-SDRi |",
+        "|---|---|---|",
+    ]
     rows = [(f"model, training songs ({len(train)} segments)", results["train"])]
     rows += [(f"{name} ({len(valid)} validation segments)", row) for name, row in results["valid"].items()]
-    for name, row in rows:
-        print(f"| {name} | {row[f'{target}/si_sdr']:.2f} | {row[f'{target}/si_sdri']:.2f} |")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+    lines += [f"| {name} | {row[f'{target}/si_sdr']:.2f} | {row[f'{target}/si_sdri']:.2f} |" for name, row in rows]
+    print("\n".join(lines))
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "diagnose.json").write_text(json.dumps(results, indent=2))
+    log.info("figures written to %s", out / "diagnose.json")
+    return results
