@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -113,10 +115,25 @@ def slim(source: str | Path, target: str | Path) -> Path:
     return target
 
 
-def unrebuildable(err: Exception) -> str:
-    """The reason a checkpoint's model could not be rebuilt, as the rest of a one-line error."""
-    reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-    return f"its model cannot be rebuilt by this sepkit ({type(err).__name__}: {reason}); is it from another version?"
+def load_weights(module: torch.nn.Module, ckpt: dict[str, Any], prefix: str) -> None:
+    """Load the entries of ``ckpt["state_dict"]`` under ``prefix`` (a Lightning module attribute) into ``module``."""
+    module.load_state_dict({k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)})
+
+
+@contextmanager
+def rebuilding(path: Path) -> Iterator[None]:
+    """Around rebuilding a checkpoint's model: any failure but a :class:`SepkitError` becomes one line
+    saying this sepkit cannot rebuild it (a file from another version, weights that do not fit)."""
+    try:
+        yield
+    except SepkitError:
+        raise
+    except Exception as err:
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise SepkitError(
+            f"{path}: its model cannot be rebuilt by this sepkit ({type(err).__name__}: {reason}); "
+            "is it from another version?"
+        ) from None
 
 
 def load_separator(path: str | Path, device: str | torch.device = "cpu"):
@@ -136,14 +153,9 @@ def load_separator(path: str | Path, device: str | torch.device = "cpu"):
         log.info("model: the bundled one (%s, trained on sepkit's built-in songs); ckpt=PATH takes yours", path.name)
     ckpt = read_checkpoint(path, kind=SEPARATOR)
     info = ckpt[CHECKPOINT_KEY]
-    try:
+    with rebuilding(path):
         separator = build_separator(info["model"], info["targets"])
-        state = {k[len(STATE_PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
-        separator.load_state_dict(state)
-    except SepkitError:
-        raise
-    except Exception as err:
-        raise SepkitError(f"{path}: {unrebuildable(err)}") from None
+        load_weights(separator, ckpt, STATE_PREFIX)
     covers = info.get("covers_mixture", info.get("run", {}).get("covers_mixture"))  # the run's, for older files
     if covers is not None:
         separator.covers_mixture = bool(covers)

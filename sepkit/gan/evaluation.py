@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from sepkit.checkpoint import CHECKPOINT_KEY, GAN, read_checkpoint, unrebuildable
+from sepkit.checkpoint import CHECKPOINT_KEY, GAN, load_weights, read_checkpoint, rebuilding
 from sepkit.errors import SepkitError
 from sepkit.gan.media import sample_grid
 from sepkit.gan.model import ConditionalGAN, build_gan
@@ -51,16 +51,11 @@ def load_gan(path: str | Path) -> tuple[ConditionalGAN, Classifier, dict[str, An
     """Rebuild a GAN checkpoint's model and scores classifier (eval mode) and return its description."""
     ckpt = read_checkpoint(path, kind=GAN)
     info = ckpt[CHECKPOINT_KEY]
-    try:
+    with rebuilding(path):
         gan = build_gan(info["model"], info["categories"])
         classifier = instantiate(info["run"]["classifier"], n_classes=len(info["categories"]))
-        for prefix, module in (("gan.", gan), ("classifier.", classifier)):
-            state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-            module.load_state_dict(state)
-    except SepkitError:
-        raise
-    except Exception as err:
-        raise SepkitError(f"{path}: {unrebuildable(err)}") from None
+        load_weights(gan, ckpt, "gan.")
+        load_weights(classifier, ckpt, "classifier.")
     info = {**info, "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step")}
     return gan.eval(), classifier.eval(), info
 
