@@ -145,7 +145,7 @@ class MediaLogger(L.Callback):
         rate = getattr(pl_module, "sample_rate", sep.sample_rate)
         with torch.no_grad():
             spec = sep.encode(resample(mixture, rate, sep.sample_rate))  # the band the network sees
-            masks = sep.estimate_masks(spec.abs())
+            masks = sep.estimate_masks(sep.mask_input(spec))
             estimates = sep.separate_at(mixture, rate).cpu()
         for i in range(len(items)):
             clips = {"mixture": mixture[i].cpu()}

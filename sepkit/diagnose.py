@@ -69,7 +69,7 @@ def score(separator, segments: FixedSegments, swaps: bool) -> dict[str, dict[str
         for index in range(len(segments)):
             mixture, references, _ = segments[index]
             spec = separator.encode(mixture[None])
-            masks = separator.net(spec.abs()[..., :seen, :])
+            masks = separator.net(separator.mask_input(spec)[..., :seen, :])
             full = separator.extend(masks, spec.shape[-2])
             variants = {"model": separator.apply_masks(full, spec)}
             if swaps:

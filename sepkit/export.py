@@ -34,8 +34,8 @@ class MaskStage(nn.Module):
         super().__init__()
         self.separator = separator
 
-    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
-        return self.separator.estimate_masks(magnitude)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.separator.estimate_masks(x)
 
 
 def sidecar_path(onnx_path: str | Path) -> Path:
@@ -62,7 +62,11 @@ def export_onnx(separator: Separator, path: str | Path, overwrite: bool = False)
     path.parent.mkdir(parents=True, exist_ok=True)
     stage = MaskStage(separator).eval().cpu()
     # a batch of 2: torch.export would specialise an axis of size 1
-    example = torch.rand(2, separator.audio_channels, separator.n_fft // 2 + 1, separator.patch_frames)
+    # the mask stage's input (Separator.mask_input): magnitudes, or real and imaginary parts as channels
+    complex_input = getattr(separator.net, "complex_input", False)
+    name = "spectrogram" if complex_input else INPUT
+    channels = separator.audio_channels * (2 if complex_input else 1)
+    example = torch.rand(2, channels, separator.n_fft // 2 + 1, separator.patch_frames)
     batch = torch.export.Dim("batch", min=1, max=1024)
     frames = torch.export.Dim("frames", min=2, max=MAX_FRAMES)
     tmp = path.with_name(f".{path.name}.partial")
@@ -73,14 +77,14 @@ def export_onnx(separator: Separator, path: str | Path, overwrite: bool = False)
             str(tmp),
             dynamo=True,
             opset_version=OPSET,
-            input_names=[INPUT],
+            input_names=[name],
             output_names=[OUTPUT],
-            dynamic_shapes={"magnitude": {0: batch, 3: frames}},
+            dynamic_shapes={"x": {0: batch, 3: frames}},
             external_data=False,
             verbose=False,
         )
     description = {**separator.describe(), "run": (getattr(separator, "info", None) or {}).get("run", {})}
-    description["onnx"] = {"opset": OPSET, "input": INPUT, "output": OUTPUT, "dynamic_axes": ["batch", "frames"]}
+    description["onnx"] = {"opset": OPSET, "input": name, "output": OUTPUT, "dynamic_axes": ["batch", "frames"]}
     sidecar.write_text(json.dumps(description, indent=2, default=str))
     tmp.replace(path)
     log.info("wrote %s and %s", path, sidecar)
@@ -110,10 +114,11 @@ class OnnxMasks:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:
             raise SepkitError(f"{path} is not a loadable ONNX model ({str(err).splitlines()[0][:200]})") from None
+        self.input = self.session.get_inputs()[0].name  # magnitude, or spectrogram (Separator.mask_input)
         self.description: dict[str, Any] = {}
         if sidecar_path(path).is_file():
             self.description = json.loads(sidecar_path(path).read_text())
 
-    def __call__(self, magnitude: torch.Tensor) -> torch.Tensor:
-        masks = self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(magnitude.detach().cpu().numpy())})[0]
-        return torch.from_numpy(masks).to(magnitude.device)
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        masks = self.session.run([OUTPUT], {self.input: np.ascontiguousarray(x.detach().cpu().numpy())})[0]
+        return torch.from_numpy(masks).to(x.device)

@@ -270,7 +270,7 @@ class SeparationEngine:
         """``(batch, channels, time)`` to ``(batch, targets, channels, time)``."""
         sep = self.separator
         spec = sep.encode(batch)
-        masks = self.estimate_masks(spec.abs())
+        masks = self.estimate_masks(sep.mask_input(spec))
         if self.wiener_iterations:
             est_spec = sep.wiener(masks, spec, self.wiener_iterations)
         else:

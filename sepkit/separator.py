@@ -1,10 +1,11 @@
 """The Separator: the one object users train, save and load.
 
-    song at rate R ─▶ resample to the model's rate ▶ STFT ▶ magnitude ▶ mask network ▶ masks
+    song at rate R ─▶ resample to the model's rate ▶ STFT ▶ magnitude* ▶ mask network ▶ masks
          │                                   (batch, targets, channels, freq, frames) at its rate
          └─▶ STFT at R (same frame duration and Hz per bin) ◀── masks placed on its grid, extended
              ▶ × masks (or multichannel Wiener) ▶ iSTFT at R         up to R/2 (sepkit.fullband)
 
+(* or the real and imaginary parts, for a network with ``complex_input``: :meth:`Separator.mask_input`.)
 The network sees its low band at its own resolution; the stems come out at the song's rate with
 every bin up to its Nyquist (:meth:`Separator.separate_at`), and add up to the song when the targets
 cover the mixture. At the model's own rate the two STFTs are one (:meth:`Separator.forward`, what
@@ -130,9 +131,18 @@ class Separator(nn.Module):
         """``(batch, channels, time)`` waveform to complex ``(batch, channels, freq, frames)``."""
         return self.stft(wav)
 
-    def estimate_masks(self, mag: torch.Tensor) -> torch.Tensor:
-        """Magnitude ``(batch, channels, freq, frames)`` to masks ``(batch, targets, channels, freq, frames)``."""
-        return self.extend(self.net(mag[..., : self.max_bins, :]), mag.shape[-2])
+    def mask_input(self, spec: torch.Tensor) -> torch.Tensor:
+        """What the mask stage is fed, from the complex STFT ``(batch, channels, freq, frames)``: the
+        magnitude, or for a network with ``complex_input`` the real and imaginary parts as channels:
+        ``(batch, 2 * channels, freq, frames)``, the real parts first."""
+        if getattr(self.net, "complex_input", False):
+            return torch.cat([spec.real, spec.imag], dim=1)
+        return spec.abs()
+
+    def estimate_masks(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`mask_input` ``(batch, channels', freq, frames)`` to masks ``(batch, targets, channels,
+        freq, frames)``."""
+        return self.extend(self.net(x[..., : self.max_bins, :]), x.shape[-2])
 
     def extension(self, covered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The masks of the band above the covered bins ``(..., covered_bins, frames)``: ``(..., knots,
@@ -231,7 +241,7 @@ class Separator(nn.Module):
         from sepkit.audio import resample
 
         low = mixture if rate == self.sample_rate else resample(mixture, rate, self.sample_rate)
-        masks = (estimate_masks or self.estimate_masks)(self.encode(low).abs())
+        masks = (estimate_masks or self.estimate_masks)(self.mask_input(self.encode(low)))
         # the song-rate stage one example at a time: its spectrograms are the largest tensors here
         out = mixture.new_empty(mixture.shape[0], len(self.targets), *mixture.shape[1:])
         for i in range(mixture.shape[0]):
@@ -265,7 +275,7 @@ class Separator(nn.Module):
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """Separate ``(batch, channels, time)`` at :attr:`sample_rate` into ``(batch, targets, channels, time)``."""
         spec = self.encode(mixture)
-        masks = self.estimate_masks(spec.abs())
+        masks = self.estimate_masks(self.mask_input(spec))
         return self.decode(self.apply_masks(masks, spec), mixture.shape[-1])
 
     @torch.no_grad()

@@ -71,13 +71,13 @@ class SeparationSystem(L.LightningModule):
             return self._fullband_loss(mixture, targets, lengths)
         sep = self.separator
         spec = sep.encode(mixture)
-        mix_mag = spec.abs()[..., : sep.max_bins, :]
-        target_mag = sep.encode(targets).abs()[..., : sep.max_bins, :]
+        mix_spec = spec[..., : sep.max_bins, :]
+        target_spec = sep.encode(targets)[..., : sep.max_bins, :]
         if augment and self.spec_augment is not None:
-            mix_mag, target_mag = self.spec_augment(mix_mag, target_mag)
-        masks = sep.estimate_masks(mix_mag)  # the separator's own stage: an override is what trains
+            mix_spec, target_spec = self.spec_augment(mix_spec, target_spec)
+        masks = sep.estimate_masks(sep.mask_input(mix_spec))  # the separator's own stage: an override is what trains
         weight = self._frame_weight(lengths, mixture.shape[-1], masks.shape[-1], sep.hop_length)
-        loss = self.loss(masks, mix_mag, target_mag, weight)
+        loss = self.loss(masks, mix_spec.abs(), target_spec.abs(), weight)
         if isinstance(self.loss, WithWaveformSNR) and self.loss.weight:
             # the waveforms inference would give: every bin masked, the mixture's phase, overlap-add
             full = sep.extend(masks[..., : sep.max_bins, :], spec.shape[-2])
@@ -94,7 +94,7 @@ class SeparationSystem(L.LightningModule):
         """The loss over every bin of the song's own STFT, with the masks inference would apply."""
         sep = self.separator
         low = resample(mixture, self.sample_rate, sep.sample_rate)
-        masks = sep.estimate_masks(sep.encode(low).abs())
+        masks = sep.estimate_masks(sep.mask_input(sep.encode(low)))
         encode, decode = sep.stft_pair_at(self.sample_rate, mixture.device)
         spec = encode(mixture)
         full = sep.masks_at_rate(masks, self.sample_rate, spec.shape[-1], share=True)

@@ -15,7 +15,7 @@ from sepkit.commands import config_options
 from sepkit.errors import SepkitError
 from sepkit.inference import SeparationEngine
 from sepkit.separator import build_separator
-from tests.conftest import ROOT, run_entry
+from tests.conftest import NARROW, ROOT, run_entry
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -25,7 +25,7 @@ TOLERANCE = 1e-4
 
 def variant(name: str):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}"])
+        cfg = compose("train", overrides=[f"model={name}", *NARROW.get(name, [])])
     torch.manual_seed(0)
     separator = build_separator(OmegaConf.to_container(cfg.model, resolve=True), ["vocals", "accompaniment"])
     for module in separator.modules():  # non-trivial BatchNorm statistics, as after training
@@ -51,10 +51,11 @@ def test_every_variant_round_trips_through_onnxruntime(tmp_path, name) -> None:
     masks = OnnxMasks(path)
     bins = separator.n_fft // 2 + 1
     for batch, frames in ((3, separator.patch_frames), (1, 37)):  # dynamic batch and frames axes
-        mag = torch.rand(batch, separator.audio_channels, bins, frames)
+        spec = torch.randn(batch, separator.audio_channels, bins, frames, dtype=torch.complex64)
+        x = separator.mask_input(spec)  # magnitudes, or real and imaginary parts (tfc_tdf)
         with torch.no_grad():
-            expected = separator.estimate_masks(mag)
-        got = masks(mag)
+            expected = separator.estimate_masks(x)
+        got = masks(x)
         assert got.shape == expected.shape
         assert float((got - expected).abs().max()) < TOLERANCE
     audio = torch.randn(2, 3 * 44100) * 0.1

@@ -14,7 +14,7 @@ from sepkit.fullband import LearnedExtension, interpolate, knot_positions, masks
 from sepkit.inference import SeparationEngine
 from sepkit.separation import stream_file
 from sepkit.separator import build_separator
-from tests.conftest import ROOT
+from tests.conftest import NARROW, ROOT
 from tests.test_inference import identity_separator, small_separator
 
 ZOO = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
@@ -23,7 +23,7 @@ RATES = [22050, 44100, 48000]
 
 def zoo_separator(name: str):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}"])
+        cfg = compose("train", overrides=[f"model={name}", *NARROW.get(name, [])])
     torch.manual_seed(0)
     return build_separator(OmegaConf.to_container(cfg.model, resolve=True), ["vocals", "accompaniment"]).eval()
 

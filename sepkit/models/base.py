@@ -51,6 +51,8 @@ class MaskNet(nn.Module):
 
     # None: exports to ONNX with dynamic batch and frames axes; else why it cannot (sepkit/export.py)
     onnx_unsupported: str | None = None
+    # True: fed the real and imaginary parts of the STFT as channels (Separator.mask_input), not magnitudes
+    complex_input = False
 
     def __init__(
         self,
@@ -125,12 +127,15 @@ class MaskNet(nn.Module):
         """Estimate masks.
 
         Args:
-            mag: mixture magnitude ``(batch, channels, freq, frames)``.
+            mag: mixture magnitude ``(batch, channels, freq, frames)`` (with ``complex_input``: the real
+                parts, then the imaginary parts, ``(batch, 2 * channels, freq, frames)``).
 
         Returns:
             Non-negative masks ``(batch, targets, channels, freq, frames)`` (in [0, 1] with a sigmoid head).
         """
         batch, channels, n_freq, n_frames = mag.shape
+        if self.complex_input:
+            channels //= 2
         if not self.fold_channels and channels != self.audio_channels:
             raise ValueError(f"{type(self).__name__} expects {self.audio_channels} channels, got {channels}")
         x = self.normalize(mag)
