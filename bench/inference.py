@@ -9,6 +9,7 @@ full band (the default: masks at the song's rate) and the model's band (``engine
 resampled to the model's rate and back), so their ratio is a same-time pair.
 
     python -m bench.inference [--model unet_paper] [--minutes 3 20] [--runs 3] [--device cpu|cuda]
+    python -m bench.inference --model experiment=tfc_tdf_cpu     # a recipe's model
 
 Writes docs/results/inference.json and .md (inference_<model>.* for another model, e.g.
 ``--model bundled --sepkit``: the model and the command a user gets).
@@ -45,7 +46,9 @@ def separate_once(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="unet_paper", help="a model name (untrained), or bundled")
+    parser.add_argument(
+        "--model", default="unet_paper", help="a model name or experiment=RECIPE (untrained), or bundled"
+    )
     parser.add_argument("--sepkit", action="store_true", help="also time the sepkit command (full band)")
     parser.add_argument("--minutes", type=float, nargs="*", default=[3.0, 20.0])
     parser.add_argument("--runs", type=int, default=3, help="runs per length; the median is reported")
@@ -76,7 +79,7 @@ def main() -> None:
     command = f"python -m bench.inference --model {args.model} --minutes {' '.join(f'{m:g}' for m in args.minutes)}"
     command += " --sepkit" if args.sepkit else ""
     path = write_results(
-        "inference" if args.model == "unet_paper" else f"inference_{args.model}",
+        "inference" if args.model == "unet_paper" else f"inference_{args.model.split('=')[-1]}",
         "separate.py on long files: speed and memory",
         "`separate.py` (and the `sepkit separate` command where named) as a fresh process on a generated "
         f"44.1 kHz stereo wav, {args.threads} threads, median of "

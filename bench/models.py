@@ -31,17 +31,18 @@ MODELS = config_options("model")  # every separator in conf/model/
 
 
 def load_model_config(name: str) -> dict:
+    """``name``: a model (``tfc_tdf``), or a recipe's model (``experiment=tfc_tdf_cpu``)."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}"])
+        cfg = compose("train", overrides=[name if "=" in name else f"model={name}"])
     return OmegaConf.to_container(cfg.model, resolve=True)
 
 
 def macs_per_second(separator) -> float:
     seconds = separator.patch_frames * separator.hop_length / separator.sample_rate
-    mag = torch.rand(1, 2, separator.max_bins, separator.patch_frames)
+    spec = torch.randn(1, 2, separator.max_bins, separator.patch_frames, dtype=torch.complex64)
     separator.eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        separator.net(mag)
+        separator.net(separator.mask_input(spec))  # magnitudes, or real and imaginary parts
     return counter.get_total_flops() / 2 / seconds
 
 

@@ -34,7 +34,7 @@ def prepare_sepkit(model: str, folder: Path) -> dict:
     from sepkit.checkpoint import load_separator
     from sepkit.export import export_onnx
 
-    ckpt = folder / f"{model}.ckpt"
+    ckpt = folder / f"{model.split('=')[-1]}.ckpt"  # a model, or experiment=RECIPE
     save_checkpoint(ckpt, folder, model)
     export_onnx(load_separator(ckpt), ckpt.with_suffix(".onnx"), overwrite=True)
     return {"ckpt": str(ckpt)}

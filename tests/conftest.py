@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import runpy
+import shutil
 import subprocess
 import sys
 import traceback
@@ -47,13 +48,25 @@ TINY_RUN = [
 
 # Zoo models too large to run in the tests at their configured size, and overrides that narrow
 # them (the structure stays the real one).
-NARROW = {"tfc_tdf": ["model.net.channels=8", "model.net.growth=8", "model.net.levels=2", "model.patch_frames=64"]}
+NARROW = {
+    "tfc_tdf": [
+        *("model.net.channels=8", "model.net.growth=8", "model.net.levels=2", "model.patch_frames=64"),
+        *("model.n_fft=1024", "model.hop_length=256", "model.max_bins=512"),  # smaller images
+    ]
+}
+
+
+def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """``name`` in a folder every pytest-xdist worker of this run shares (the session's own without
+    xdist): what is made there once (under a lock) serves all workers."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared" / name
 
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A generated dataset shared by the whole session (read-only for tests)."""
-    return ensure_dataset(tmp_path_factory.mktemp("data") / "synthetic", TINY)
+    """A generated dataset shared by the whole run (read-only for tests); generated once, under its lock."""
+    return ensure_dataset(shared_dir(tmp_path_factory, "synthetic"), TINY)
 
 
 @pytest.fixture(scope="session")
@@ -160,8 +173,15 @@ def tiny_train_args(tmp_path: Path, tiny_root: Path, cache_dir: Path) -> list[st
 
 @pytest.fixture(scope="session")
 def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory, tiny_root: Path, cache_dir: Path) -> Path:
-    """A checkpoint from a one-epoch run on the tiny dataset."""
-    tmp = tmp_path_factory.mktemp("trained")
-    result = run_entry("train.py", *tiny_train_args(tmp, tiny_root, cache_dir))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tmp / "run" / "checkpoints" / "best.ckpt"
+    """A checkpoint from a one-epoch run on the tiny dataset (read-only for tests), trained once per run."""
+    from filelock import FileLock
+
+    tmp = shared_dir(tmp_path_factory, "trained")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = tmp / "run" / "checkpoints" / "best.ckpt"
+    with FileLock(f"{tmp}.lock"):
+        if not (tmp / "run" / "summary.json").is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            result = run_entry("train.py", *tiny_train_args(tmp, tiny_root, cache_dir))
+            assert result.returncode == 0, result.stderr[-3000:]
+    return ckpt

@@ -19,7 +19,11 @@ from tests.conftest import NARROW, ROOT, run_entry
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
-VARIANTS = config_options("model")  # every separator in conf/model/
+# Every separator in conf/model/. make test keeps the complex-input network's round trip and the refusal
+# (openunmix); the magnitude U-Nets' (about 12 s of export each) run in make test-slow, and one of them
+# (the tiny unet_paper checkpoint) goes through separate.py export=onnx + onnxruntime below in make test.
+FAST = {"tfc_tdf", "openunmix"}
+VARIANTS = [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in config_options("model")]
 TOLERANCE = 1e-4
 
 

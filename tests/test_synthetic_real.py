@@ -20,6 +20,7 @@ from sepkit.data.realistic import RealisticConfig, compose, ensure, render, tool
 from sepkit.data.realistic.score import Note, Part, Score, Syllable, VocalLine
 from sepkit.data.realistic.voice import analyse
 from sepkit.errors import SepkitError
+from tests.conftest import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ SR = TINY.sample_rate
 
 @pytest.fixture(scope="module")
 def real_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure(tmp_path_factory.mktemp("real") / "synthetic_real", TINY, workers=1)
+    return ensure(shared_dir(tmp_path_factory, "synthetic_real"), TINY, workers=1)  # made once per run
 
 
 def _pcm(folder: Path, name: str) -> np.ndarray:
