@@ -34,9 +34,10 @@ from bench.results import RESULTS, ROOT, write_results
 DEFAULT_ENTRIES = ["stereo_cpu", "tfc_tdf_cpu", "vocals_cpu", "openunmix"]
 
 
-def point(name: str, minutes: float, pair: list[str], row: dict) -> dict:
-    """A bench.quality row as a point of the study."""
+def point(name: str, minutes: float, pair: list[str], row: dict, made_by: str) -> dict:
+    """A bench.quality row as a point of the study (``made_by``: the command that ran it)."""
     return {
+        "made_by": made_by,
         "entry": name,
         "minutes": minutes,
         "pair": " + ".join(pair),
@@ -61,7 +62,8 @@ def adopt(quality_dir: Path) -> list[dict]:
     if run["jobs"] != 2 or run["threads"] != 1 or len(run["rows"]) != 2:
         sys.exit(f"error: {quality_dir} is not a pair run with --jobs 2 --threads 1")
     pair = [row["entry"] for row in run["rows"]]
-    return [point(row["entry"], run["budget_s"] / 60, pair, row) for row in run["rows"]]
+    made_by = f"python -m bench.quality --jobs 2 --threads 1 --budget {run['budget_s']:g} (adopted: {quality_dir})"
+    return [point(row["entry"], run["budget_s"] / 60, pair, row, made_by) for row in run["rows"]]
 
 
 def run_pair(pair: list[str], minutes: float, opts: argparse.Namespace) -> list[dict]:
@@ -83,7 +85,7 @@ def run_pair(pair: list[str], minutes: float, opts: argparse.Namespace) -> list[
             overrides = [*overrides, "model.sample_rate=16000"]  # the folder's rate
         print(f"{minutes:g} min: training {name} on core {index}", flush=True)
         row = train_and_evaluate(name, overrides, quality, env, str(index % (os.cpu_count() or 1)))
-        found = point(name, minutes, pair, row)
+        found = point(name, minutes, pair, row, "python -m bench.scaling " + " ".join(sys.argv[1:]))
         print(f"  {name}: vocals SI-SDR median {found['vocals']:.2f} dB after {row['steps']} steps", flush=True)
         return found
 
@@ -97,12 +99,14 @@ def report(points: list[dict], command: str) -> Path:
     what = (
         "Vocals SI-SDR median (dB) of each recipe's best checkpoint on the MIR-1K test singers (Ani, bobon, "
         "fdps, heycat; 16 kHz clips), after the given minutes of training on the other singers; the two "
-        "recipes of a pair trained at the same time on one core each of a 2-core CPU. Compare within a pair."
+        "recipes of a pair trained at the same time on one core each of a 2-core CPU. Compare within a pair. "
+        "The points were made by: " + "; ".join(f"`{c}`" for c in sorted({p.get("made_by", "?") for p in rows}))
     )
     columns = ["minutes", "entry", "vocals", "accompaniment", "mixture", "steps", "pair", "clips"]
     path = write_results("scaling", "Quality against training budget (bench.scaling)", what, rows, columns, command)
     try:
         import matplotlib
+        import matplotlib.ticker
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -114,6 +118,7 @@ def report(points: list[dict], command: str) -> Path:
         mine = [p for p in rows if p["entry"] == entry]
         ax.plot([p["minutes"] for p in mine], [p["vocals"] for p in mine], "o-", label=entry)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xticks(sorted({p["minutes"] for p in rows}), [f"{m:g}" for m in sorted({p["minutes"] for p in rows})])
     ax.set_xlabel("training minutes (2-core CPU, one core per recipe)")
     ax.set_ylabel("vocals SI-SDR median (dB)")
