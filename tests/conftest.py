@@ -50,7 +50,7 @@ TINY_RUN = [
 # them (the structure stays the real one).
 NARROW = {
     "tfc_tdf": [
-        *("model.net.channels=8", "model.net.growth=8", "model.net.levels=2", "model.patch_frames=64"),
+        *("model.net.channels=8", "model.net.growth=8", "model.net.levels=1", "model.patch_frames=64"),
         *("model.n_fft=1024", "model.hop_length=256", "model.max_bins=512"),  # smaller images
     ]
 }
