@@ -61,12 +61,12 @@ def export_onnx(separator: Separator, path: str | Path, overwrite: bool = False)
         raise SepkitError("ONNX export needs onnx and onnxscript: pip install 'sepkit[onnx]'") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     stage = MaskStage(separator).eval().cpu()
-    # a batch of 2: torch.export would specialise an axis of size 1
-    # the mask stage's input (Separator.mask_input): magnitudes, or real and imaginary parts as channels
-    complex_input = getattr(separator.net, "complex_input", False)
-    name = "spectrogram" if complex_input else INPUT
-    channels = separator.audio_channels * (2 if complex_input else 1)
-    example = torch.rand(2, channels, separator.n_fft // 2 + 1, separator.patch_frames)
+    # the mask stage's own input (Separator.mask_input: magnitudes, or real and imaginary parts as
+    # channels) for a batch of 2: torch.export would specialise an axis of size 1
+    bins = separator.n_fft // 2 + 1
+    spec = torch.randn(2, separator.audio_channels, bins, separator.patch_frames, dtype=torch.cfloat)
+    example = separator.mask_input(spec)
+    name = "spectrogram" if getattr(separator.net, "complex_input", False) else INPUT
     batch = torch.export.Dim("batch", min=1, max=1024)
     frames = torch.export.Dim("frames", min=2, max=MAX_FRAMES)
     tmp = path.with_name(f".{path.name}.partial")
