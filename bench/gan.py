@@ -33,7 +33,7 @@ CATEGORIES = ["vocals", "drums", "bass", "other"]
 
 def load_config(overrides: list[str]):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=["experiment=gan", *overrides])
+        return compose("train", overrides=["experiment=gan", *overrides])  # experiment=gan_baseline overrides it
 
 
 def gmacs(fn) -> float:
@@ -76,7 +76,7 @@ def main() -> None:
     cfg = load_config(args.overrides)
     gan = build_gan(OmegaConf.to_container(cfg.model, resolve=True), CATEGORIES)
     classifier = instantiate(cfg.scores.classifier, n_classes=len(CATEGORIES))
-    system = GANSystem(gan, classifier, optimizer=instantiate(cfg.optimizer))
+    system = GANSystem(gan, classifier, optimizer=instantiate(cfg.optimizer), **instantiate(cfg.adversarial))
     labels = torch.arange(len(CATEGORIES))
     spec = gan(gan.noise(len(labels)), labels).detach()
     row = {

@@ -44,9 +44,9 @@ TINY_GAN = [
 ]
 
 
-def compose_gan(*overrides: str, tmp_path: Path):
+def compose_gan(*overrides: str, tmp_path: Path, experiment: str = "gan"):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=gan", f"paths.root_dir={tmp_path}", *overrides])
+        cfg = compose("train", overrides=[f"experiment={experiment}", f"paths.root_dir={tmp_path}", *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     return cfg
@@ -66,6 +66,19 @@ def data_args(tiny_root: Path, cache_dir: Path) -> list[str]:
 def tiny_gan(categories=("a", "b", "c")):
     cfg = compose_gan(*TINY_GAN, tmp_path=Path("/unused"))
     return build_gan(OmegaConf.to_container(cfg.model, resolve=True), list(categories))
+
+
+def bare_trainer() -> L.Trainer:
+    """One epoch on the CPU, no validation, logger, checkpoints or progress output."""
+    return L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
 
 
 def write_tone(path: Path, freq: float, seconds: float = 1.2, rate: int = 22050) -> None:
@@ -150,15 +163,7 @@ def test_one_step_updates_both_networks_and_the_discriminator_step_leaves_the_ge
     classifier_before = {k: v.clone() for k, v in system.classifier.state_dict().items()}
     audio = torch.randn(4, gan.segment_samples) * 0.1
     loader = torch.utils.data.DataLoader(list(zip(audio, torch.tensor([0, 1, 2, 0]), strict=True)), batch_size=4)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = bare_trainer()
     trainer.fit(system, train_dataloaders=loader)
 
     assert trainer.global_step == 2  # one discriminator and one generator step
@@ -254,7 +259,7 @@ def test_scores_catch_wrong_labels_and_mode_collapse() -> None:
     labels = torch.tensor([0, 1]).repeat_interleave(50)
 
     def embedded(points, predicted):
-        return Embedded(points, labels, predicted, points)
+        return Embedded(points, labels, predicted, points, torch.zeros(len(points), 0))
 
     def around_centres(spread: float) -> torch.Tensor:
         return centres[labels] + spread * torch.randn(100, 2, generator=gen)
@@ -269,9 +274,9 @@ def test_scores_catch_wrong_labels_and_mode_collapse() -> None:
 
 
 # ---- end to end ----------------------------------------------------------------------------------
-def train_in_process(out: Path, tiny_root: Path, cache_dir: Path, *overrides: str) -> dict:
+def train_in_process(out: Path, tiny_root: Path, cache_dir: Path, *overrides: str, experiment: str = "gan") -> dict:
     """``sepkit.training.train`` (which hands over to the GAN's ``train_fn``) on the tiny data; the summary."""
-    cfg = compose_gan(*data_args(tiny_root, cache_dir), *TINY_GAN, *overrides, tmp_path=out)
+    cfg = compose_gan(*data_args(tiny_root, cache_dir), *TINY_GAN, *overrides, tmp_path=out, experiment=experiment)
     train(cfg)
     return json.loads((out / "run" / "summary.json").read_text())
 
@@ -284,7 +289,7 @@ def test_train_writes_a_checkpoint_that_evaluate_turns_into_samples_and_scores(
         summary = train_in_process(first, tiny_root, cache_dir)
     assert "scores classifier: training accuracy" in caplog.text
     run = first / "run"
-    assert summary["optimized_metric"] == "val/fd" and summary["best"]["val/fd"] >= 0
+    assert summary["optimized_metric"] == "val/fd_mean" and summary["best"]["val/fd_mean"] >= 0
     assert summary["epochs"] == 2 and summary["best_checkpoint"] == str(run / "checkpoints" / "best.ckpt")
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["epoch_000.png", "epoch_001.png"]
     metrics = (run / "csv" / "metrics.csv").read_text()
@@ -339,4 +344,68 @@ def test_every_data_option_feeds_the_gan(option: str, tmp_path: Path) -> None:
     cfg = compose_gan(f"data={option}", "data.root=/somewhere", tmp_path=tmp_path)
     resolved = OmegaConf.to_container(cfg, resolve=True)  # what the loggers receive
     assert resolved["spectrograms"]["root"] == "/somewhere" and resolved["model"]["sample_rate"] == 16000
-    assert cfg.callbacks.model_checkpoint.monitor == "val/fd" and cfg.callbacks.model_checkpoint.mode == "min"
+    assert cfg.callbacks.model_checkpoint.monitor == "val/fd_mean" and cfg.callbacks.model_checkpoint.mode == "min"
+
+
+# ---- the improved recipe's pieces ----------------------------------------------------------------
+def test_the_moving_average_follows_the_generator_and_makes_the_samples() -> None:
+    gan = tiny_gan()  # experiment=gan keeps a moving average (model.ema_decay)
+    ema = gan.generator_ema
+    assert ema is not None and gan.sampler is gan.generator  # nothing averaged yet
+    assert not any(p.requires_grad for p in ema.parameters())
+    start = gan.generator.project.weight.detach().clone()
+    gan.update_average()  # the first update copies
+    assert torch.equal(ema.module.project.weight, start) and gan.sampler is ema.module
+    with torch.no_grad():
+        gan.generator.project.weight.add_(1.0)
+    gan.update_average()  # second: warmed-up decay min(0.995, 2 / 11)
+    assert torch.allclose(ema.module.project.weight, start + 1.0 - 2 / 11, atol=1e-6)
+    for _ in range(2500):
+        gan.update_average()
+    assert torch.allclose(ema.module.project.weight, gan.generator.project.weight, atol=1e-4)
+
+    gan.eval()
+    with torch.no_grad():
+        gan.generator.project.weight.mul_(-3.0)  # the trained generator now draws something else
+        noise = torch.randn(2, gan.latent_dim, generator=torch.Generator().manual_seed(5))
+        labels = torch.tensor([0, 2])
+        from_average = ema.module(noise, labels)
+        assert not torch.allclose(from_average, gan(noise, labels))
+    assert torch.equal(gan.sample(labels, seed=5), from_average)  # samples come from the average
+
+
+def test_an_improved_step_trains_with_its_own_rates_regularisers_and_average() -> None:
+    from sepkit.gan.augment import DiffAugment
+    from sepkit.gan.losses import Hinge
+
+    gan = tiny_gan()
+    system = GANSystem(
+        gan,
+        Classifier(3, channels=(4,), embed_dim=4),
+        optimizer=partial(torch.optim.Adam, lr=1e-3, betas=(0.0, 0.9)),
+        loss=Hinge(),
+        d_lr=4e-3,
+        augment=DiffAugment(),
+        r1_gamma=1.0,
+        r1_every=1,
+        mode_seeking=1.0,
+    )
+    audio = torch.randn(8, gan.segment_samples) * 0.1
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    loader = torch.utils.data.DataLoader(list(zip(audio, labels, strict=True)), batch_size=4)
+    trainer = bare_trainer()
+    trainer.fit(system, train_dataloaders=loader)
+    opt_g, opt_d = trainer.optimizers
+    assert opt_g.param_groups[0]["lr"] == 1e-3 and opt_d.param_groups[0]["lr"] == 4e-3
+    assert trainer.global_step == 4 and int(gan.generator_ema.n_averaged) == 2
+    metrics = trainer.callback_metrics
+    assert all(torch.isfinite(metrics[k]) for k in ("train/d_loss", "train/g_loss", "train/r1"))
+    assert float(metrics["train/r1"]) > 0
+
+
+def test_the_baseline_configuration_still_composes_and_trains(tmp_path: Path, tiny_root: Path, cache_dir: Path) -> None:
+    summary = train_in_process(tmp_path, tiny_root, cache_dir, "trainer.max_epochs=1", experiment="gan_baseline")
+    assert summary["optimized_metric"] == "val/fd" and summary["epochs"] == 1 and summary["best"]["val/fd"] >= 0
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert not any("generator_ema" in k for k in ckpt["state_dict"])  # the baseline keeps no average
+    assert ckpt["sepkit"]["run"]["adversarial"]["loss"]["_target_"] == "sepkit.gan.losses.NonSaturating"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import site
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ def run(*cmd: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_the_wheel_separates_with_its_bundled_model_and_trains_from_an_empty_folder(tmp_path) -> None:
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(ROOT), cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("sepkit-*.whl")
+    with zipfile.ZipFile(wheel) as archive:  # the stored weights the package needs
+        assert {"sepkit/models/bundled.ckpt", "sepkit/gan/reference.pt"} <= set(archive.namelist())
     run(sys.executable, "-m", "venv", str(tmp_path / "venv"), cwd=tmp_path)
     venv_site = next((tmp_path / "venv" / "lib").glob("python3*/site-packages"))
     # the dependencies from this environment (a .pth line: its own .pth files, the checkout's

@@ -25,14 +25,21 @@ from sepkit.checkpoint import CHECKPOINT_KEY, GAN, load_weights, read_checkpoint
 from sepkit.errors import SepkitError
 from sepkit.gan.media import sample_grid
 from sepkit.gan.model import ConditionalGAN, build_gan
+from sepkit.gan.reference import load_reference
 from sepkit.gan.scores import (
     COND_ACC,
+    COVERAGE,
+    DENSITY,
     DIVERSITY,
     DIVERSITY_SPEC,
     FD,
     FD_FLOOR,
+    FD_REF,
+    FD_REF_FLOOR,
     OVERALL,
+    PRECISION,
     REAL_ACC,
+    RECALL,
     SCORE_DEFINITIONS,
     Classifier,
     embed,
@@ -42,7 +49,8 @@ from sepkit.gan.scores import (
 )
 
 log = logging.getLogger(__name__)
-COLUMNS = (COND_ACC, REAL_ACC, FD, FD_FLOOR, DIVERSITY, DIVERSITY_SPEC)
+COLUMNS = (COND_ACC, REAL_ACC, FD, FD_FLOOR, DIVERSITY, DIVERSITY_SPEC, FD_REF, FD_REF_FLOOR, PRECISION, RECALL)
+COLUMNS += (DENSITY, COVERAGE)
 AUDIO_PER_CATEGORY = 4
 FIGURE_PER_CATEGORY = 6
 
@@ -84,14 +92,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     device = torch.device("cuda" if cfg.engine.get("device", "auto") != "cpu" and torch.cuda.is_available() else "cpu")
     gan.to(device)
     classifier.to(device)
-    train_real = embed_windows(classifier, gan.encode, datamodule.windows("train"))
+    reference = load_reference(info["model"])
+    if reference is not None:
+        reference.to(device)
+    train_real = embed_windows(classifier, gan.encode, datamodule.windows("train"), reference=reference)
     test_windows = datamodule.windows("test")
     if len(test_windows) == 0:
         raise SepkitError(f"the test split of {datamodule.root} has no audible window to compare with")
-    test_real = embed_windows(classifier, gan.encode, test_windows)
+    test_real = embed_windows(classifier, gan.encode, test_windows, reference=reference)
     n = int(cfg.eval.get("n_samples") or run["n_generated"])
     fake, labels = gan.sample_per_category(n, int(cfg.eval.get("seed") or 0))
-    generated = embed(classifier, fake, labels)
+    generated = embed(classifier, fake, labels, reference)
 
     categories = gan.categories
     scores = generated_scores(generated, test_real, train_real, categories)
@@ -109,6 +120,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     results = {
         "checkpoint": str(Path(cfg.ckpt).resolve()),
         "model": gan.name,
+        "sampler": "moving average of the generator" if gan.sampler is not gan.generator else "generator",
+        "reference_embedding": reference.info if reference is not None else None,
         "epoch": info.get("epoch"),
         "global_step": info.get("global_step"),
         "categories": categories,
@@ -164,10 +177,11 @@ def print_table(results: dict[str, Any]) -> None:
         f"scored against the test split"
     )
     table.add_column("category")
-    for column in COLUMNS:
+    columns = [c for c in COLUMNS if c in results["scores"][OVERALL]]
+    for column in columns:
         table.add_column(column, justify="right")
     for category, values in results["scores"].items():
-        table.add_row(category, *(f"{values[c]:.3f}" for c in COLUMNS))
+        table.add_row(category, *(f"{values[c]:.3f}" for c in columns))
     Console(width=max(120, shutil.get_terminal_size().columns)).print(table)
 
 

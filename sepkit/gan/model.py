@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from sepkit.errors import SepkitError, find_user_error
 from sepkit.gan.features import make_features
@@ -33,6 +34,9 @@ class ConditionalGAN(nn.Module):
         griffin_lim_iters: iterations when rendering audio.
         audio_channels: channels of the rendered audio (mono).
         name: variant name, for tables and logs.
+        ema_decay: keep an exponential moving average of the generator's weights (and BatchNorm
+            statistics) with this decay, updated by the training loop after every generator step;
+            samples, scores and audio then come from the average (``None``: no average).
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class ConditionalGAN(nn.Module):
         griffin_lim_iters: int,
         audio_channels: int = 1,
         name: str = "gan",
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
         if len(categories) < 2:
@@ -67,6 +72,12 @@ class ConditionalGAN(nn.Module):
         )
         self.generator = generator(latent_dim=latent_dim, n_classes=len(categories), n_mels=n_mels, frames=max_frames)
         self.discriminator = discriminator(n_classes=len(categories))
+        self.generator_ema: AveragedModel | None = None
+        if ema_decay is not None:
+            if not 0 < ema_decay < 1:
+                raise SepkitError(f"model.ema_decay={ema_decay} must be in (0, 1), or null for no average")
+            self.generator_ema = AveragedModel(self.generator, avg_fn=warmed_ema(ema_decay), use_buffers=True)
+            self.generator_ema.requires_grad_(False)
         self.config: dict[str, Any] = {}
 
     @property
@@ -83,8 +94,22 @@ class ConditionalGAN(nn.Module):
         return torch.randn(n, self.latent_dim, device=self.generator.project.weight.device)
 
     def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Spectrograms ``(batch, 1, n_mels, max_frames)`` for noise ``(batch, latent_dim)`` and labels ``(batch,)``."""
+        """Spectrograms ``(batch, 1, n_mels, max_frames)`` for noise ``(batch, latent_dim)`` and labels
+        ``(batch,)`` from the generator being trained."""
         return self.generator(noise, labels)
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that samples, scores and audio come from: the moving average once it has
+        been updated, else the trained generator."""
+        if self.generator_ema is not None and int(self.generator_ema.n_averaged) > 0:
+            return self.generator_ema.module
+        return self.generator
+
+    def update_average(self) -> None:
+        """Fold the generator's current weights into the moving average (no-op without one)."""
+        if self.generator_ema is not None:
+            self.generator_ema.update_parameters(self.generator)
 
     @torch.no_grad()
     def sample(self, labels: torch.Tensor, seed: int = 0, batch_size: int = 64) -> torch.Tensor:
@@ -93,7 +118,8 @@ class ConditionalGAN(nn.Module):
         device = self.generator.project.weight.device
         noise = torch.randn(len(labels), self.latent_dim, generator=stream).to(device)
         labels = labels.to(device)
-        parts = [self(noise[i : i + batch_size], labels[i : i + batch_size]) for i in range(0, len(labels), batch_size)]
+        starts = range(0, len(labels), batch_size)
+        parts = [self.sampler(noise[i : i + batch_size], labels[i : i + batch_size]) for i in starts]
         return torch.cat(parts).float()
 
     def sample_per_category(self, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,6 +144,20 @@ class ConditionalGAN(nn.Module):
             "sample_rate": self.sample_rate,
             "name": self.name,
         }
+
+
+def warmed_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """An :class:`~torch.optim.swa_utils.AveragedModel` ``avg_fn``: an exponential moving average whose
+    decay warms up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so the average follows
+    the fast-changing first steps instead of holding on to the initial weights."""
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        if not averaged.is_floating_point():  # BatchNorm's batch counter: follow the generator's
+            return current
+        return averaged * d + current * (1.0 - d)
+
+    return average
 
 
 def build_gan(model_config: dict[str, Any], categories: Sequence[str]) -> ConditionalGAN:

@@ -14,6 +14,28 @@ from torch import nn
 from sepkit.errors import SepkitError
 
 
+class ConditionalBatchNorm2d(nn.Module):
+    """BatchNorm whose scale and shift are looked up per category (de Vries et al. 2017; the SN-GAN and
+    BigGAN generators): the label shapes every layer's features, not just the first layer's input.
+
+    Args:
+        channels: feature channels.
+        n_classes: categories.
+    """
+
+    def __init__(self, channels: int, n_classes: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.scale = nn.Embedding(n_classes, channels)
+        self.shift = nn.Embedding(n_classes, channels)
+        nn.init.ones_(self.scale.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``(batch, channels, h, w)`` and ``(batch,)`` labels to the same shape."""
+        return self.norm(x) * self.scale(labels)[:, :, None, None] + self.shift(labels)[:, :, None, None]
+
+
 class Generator(nn.Module):
     """Noise concatenated with the one-hot label → Linear to ``(channels[0], mels / 2^L, frames / 2^L)``
     → BatchNorm + ReLU → ``L = len(channels)`` ConvTranspose2d (kernel 4, stride 2, padding 1) with
@@ -29,6 +51,8 @@ class Generator(nn.Module):
         output_bias: initial bias of the last layer: a positive start keeps the final ReLU open
             everywhere (a negative output gets no gradient, and the generator would be stuck
             drawing sparse spikes).
+        conditional_norm: every BatchNorm's scale and shift chosen by the label
+            (:class:`ConditionalBatchNorm2d`) instead of learnt once for all categories.
     """
 
     def __init__(
@@ -39,6 +63,7 @@ class Generator(nn.Module):
         frames: int,
         channels: Sequence[int] = (256, 128, 64, 32),
         output_bias: float = 0.3,
+        conditional_norm: bool = False,
     ) -> None:
         super().__init__()
         scale = 2 ** len(channels)
@@ -51,18 +76,24 @@ class Generator(nn.Module):
         self.n_classes = n_classes
         self.base = (channels[0], n_mels // scale, frames // scale)
         self.project = nn.Linear(latent_dim + n_classes, channels[0] * self.base[1] * self.base[2])
-        layers: list[nn.Module] = [nn.BatchNorm2d(channels[0]), nn.ReLU()]
-        for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
-        last = nn.ConvTranspose2d(channels[-1], 1, 4, 2, 1)
-        nn.init.constant_(last.bias, output_bias)
-        self.upsample = nn.Sequential(*layers, last, nn.ReLU())
+
+        def norm(c: int) -> nn.Module:
+            return ConditionalBatchNorm2d(c, n_classes) if conditional_norm else nn.BatchNorm2d(c)
+
+        self.norms = nn.ModuleList([norm(c) for c in channels])
+        self.convs = nn.ModuleList(
+            [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1) for c_in, c_out in zip(channels, [*channels[1:], 1], strict=True)]
+        )
+        nn.init.constant_(self.convs[-1].bias, output_bias)
 
     def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``(batch, latent_dim)`` noise and ``(batch,)`` labels to ``(batch, 1, mels, frames)``."""
         onehot = nn.functional.one_hot(labels, self.n_classes).to(noise.dtype)
-        h = self.project(torch.cat([noise, onehot], dim=1))
-        return self.upsample(h.view(-1, *self.base))
+        h = self.project(torch.cat([noise, onehot], dim=1)).view(-1, *self.base)
+        for norm, conv in zip(self.norms, self.convs, strict=True):
+            h = norm(h, labels) if isinstance(norm, ConditionalBatchNorm2d) else norm(h)
+            h = conv(torch.relu(h))
+        return torch.relu(h)
 
 
 class Discriminator(nn.Module):
@@ -70,14 +101,26 @@ class Discriminator(nn.Module):
     time and frequency, then one logit: ``w·h + embed(label)·h`` (projection conditioning, Miyato &
     Koyama 2018), so the label decides which features count as real.
 
+    With ``minibatch_std`` (Karras et al. 2018) the head also sees how much the features vary
+    across groups of ``minibatch_std`` samples: a batch of near-identical generated spectrograms
+    looks unlike a real batch, so the generator is pushed away from collapsing onto one layout.
+
     Args:
         n_classes: categories.
         channels: output channels of each convolution.
         spectral_norm: spectral normalisation of every weight (keeps the discriminator Lipschitz).
+        minibatch_std: group size of the minibatch standard deviation feature (0: none).
     """
 
-    def __init__(self, n_classes: int, channels: Sequence[int] = (16, 32, 64, 128), spectral_norm: bool = True):
+    def __init__(
+        self,
+        n_classes: int,
+        channels: Sequence[int] = (16, 32, 64, 128),
+        spectral_norm: bool = True,
+        minibatch_std: int = 0,
+    ):
         super().__init__()
+        self.minibatch_std = minibatch_std
         norm = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         layers: list[nn.Module] = []
         c_in = 1
@@ -85,10 +128,24 @@ class Discriminator(nn.Module):
             layers += [norm(nn.Conv2d(c_in, c_out, 4, 2, 1)), nn.LeakyReLU(0.2)]
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        self.head = norm(nn.Linear(c_in, 1))
+        self.head = norm(nn.Linear(c_in + (minibatch_std > 0), 1))
         self.embed = norm(nn.Embedding(n_classes, c_in))
 
     def forward(self, spec: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``(batch, 1, mels, frames)`` and ``(batch,)`` labels to ``(batch,)`` logits."""
-        h = self.features(spec).mean(dim=(2, 3))
-        return self.head(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+        maps = self.features(spec)
+        h = maps.mean(dim=(2, 3))
+        seen = torch.cat([h, group_std(maps, self.minibatch_std)], dim=1) if self.minibatch_std else h
+        return self.head(seen).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+
+
+def group_std(maps: torch.Tensor, group: int) -> torch.Tensor:
+    """``(batch, channels, h, w)`` feature maps to ``(batch, 1)``: the standard deviation across each
+    group of samples (the whole batch when it does not divide into groups of ``group``), averaged over
+    features, the same value for every member of a group."""
+    batch = len(maps)
+    size = group if batch % group == 0 else batch
+    grouped = maps.float().reshape(batch // size, size, -1)
+    centred = grouped - grouped.mean(dim=1, keepdim=True)  # (Tensor.var over a middle axis is slow on CPUs)
+    std = (centred.pow(2).mean(dim=1) + 1e-8).sqrt().mean(dim=1)  # (groups,)
+    return std.repeat_interleave(size)[:, None].to(maps.dtype)

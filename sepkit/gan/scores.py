@@ -9,6 +9,11 @@ A small CNN classifier is trained on real training spectrograms and then frozen.
 * **diversity**: mean pairwise embedding distance of generated samples of a category over that of
   real ones (1 = as varied as real data, near 0 = mode collapse); ``diversity_spec`` is the same
   ratio on the spectrograms themselves (RMS difference).
+
+In the fixed reference embedding (:mod:`sepkit.gan.reference`, the same for every run) when it fits
+the model's spectrograms: the **Fréchet distance** ``fd_ref`` (and its real-vs-real floor) and
+**precision, recall, density and coverage** of generated against real samples (k nearest neighbours,
+Kynkäänniemi et al. 2019, Naeem et al. 2020).
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ FD = "fd"
 FD_FLOOR = "fd_floor"
 DIVERSITY = "diversity"
 DIVERSITY_SPEC = "diversity_spec"
+FD_REF = "fd_ref"
+FD_REF_FLOOR = "fd_ref_floor"
+PRECISION = "precision"
+RECALL = "recall"
+DENSITY = "density"
+COVERAGE = "coverage"
+NEAREST_K = 5  # neighbours that set each sample's manifold radius (Naeem et al. 2020's choice)
 SCORE_DEFINITIONS = {
     COND_ACC: "share of generated samples the classifier assigns to the category asked for",
     REAL_ACC: "classifier accuracy on held-out real spectrograms (the ceiling of cond_acc)",
@@ -38,6 +50,12 @@ SCORE_DEFINITIONS = {
     FD_FLOOR: "the same distance between real training and held-out real spectrograms (what 'as good as real' reads)",
     DIVERSITY: "mean pairwise embedding distance of generated samples over that of real training samples",
     DIVERSITY_SPEC: "mean pairwise RMS spectrogram difference of generated samples over that of real ones",
+    FD_REF: "Fréchet distance between generated and held-out real spectrograms in the fixed reference embedding",
+    FD_REF_FLOOR: "the same distance between real training and held-out real spectrograms",
+    PRECISION: "share of generated samples inside the real samples' k-nearest-neighbour manifold (reference embedding)",
+    RECALL: "share of real samples inside the generated samples' k-nearest-neighbour manifold",
+    DENSITY: "mean count of real-sample neighbourhoods holding each generated sample, over k (1: like real data)",
+    COVERAGE: "share of real samples whose k-nearest-neighbour ball holds at least one generated sample",
 }
 OVERALL = "all"
 
@@ -110,29 +128,37 @@ def _cycle(batches: Iterable) -> Iterable:
 @dataclass
 class Embedded:
     """Spectrograms seen through the classifier: embeddings ``(n, embed_dim)``, the labels they
-    carry and the classes predicted ``(n,)``, and the flattened spectrograms ``(n, mels * frames)``
-    for the spectrogram-space diversity."""
+    carry and the classes predicted ``(n,)``, the flattened spectrograms ``(n, mels * frames)``
+    for the spectrogram-space diversity, and their embeddings in the reference embedding
+    ``(n, ref_dim)`` (``(n, 0)`` without one)."""
 
     embeddings: torch.Tensor
     labels: torch.Tensor
     predicted: torch.Tensor
     flat: torch.Tensor
+    reference: torch.Tensor
+
+    FIELDS = ("embeddings", "labels", "predicted", "flat", "reference")
 
     @classmethod
     def cat(cls, parts: Sequence[Embedded]) -> Embedded:
-        return cls(*(torch.cat([getattr(p, f) for p in parts]) for f in ("embeddings", "labels", "predicted", "flat")))
+        return cls(*(torch.cat([getattr(p, f) for p in parts]) for f in cls.FIELDS))
 
     def of(self, label: int) -> Embedded:
         keep = self.labels == label
-        return Embedded(self.embeddings[keep], self.labels[keep], self.predicted[keep], self.flat[keep])
+        return Embedded(*(getattr(self, f)[keep] for f in self.FIELDS))
 
 
 @torch.no_grad()
-def embed(classifier: Classifier, spec: torch.Tensor, labels: torch.Tensor) -> Embedded:
-    """Embed ``(n, 1, mels, frames)`` spectrograms with ``labels`` ``(n,)`` (results on the CPU)."""
+def embed(
+    classifier: Classifier, spec: torch.Tensor, labels: torch.Tensor, reference: nn.Module | None = None
+) -> Embedded:
+    """Embed ``(n, 1, mels, frames)`` spectrograms with ``labels`` ``(n,)`` (results on the CPU),
+    also in ``reference`` (:class:`~sepkit.gan.reference.ReferenceEmbedding`) when given."""
     emb = classifier.embedding(spec).float()
     predicted = classifier.head(emb).argmax(1)
-    return Embedded(emb.cpu(), labels.cpu(), predicted.cpu(), spec.flatten(1).float().cpu())
+    ref = reference(spec).cpu() if reference is not None else torch.zeros(len(spec), 0)
+    return Embedded(emb.cpu(), labels.cpu(), predicted.cpu(), spec.flatten(1).float().cpu(), ref)
 
 
 @torch.no_grad()
@@ -141,12 +167,13 @@ def embed_windows(
     encode: Callable[[torch.Tensor], torch.Tensor],
     windows: Dataset,
     batch_size: int = 32,
+    reference: nn.Module | None = None,
 ) -> Embedded:
-    """Real ``(audio, label)`` windows through ``encode`` (audio to spectrogram) and the classifier,
-    on the classifier's device."""
+    """Real ``(audio, label)`` windows through ``encode`` (audio to spectrogram) and the classifier
+    (and ``reference``), on the classifier's device."""
     device = next(classifier.parameters()).device
     loader = DataLoader(windows, batch_size=batch_size)
-    return Embedded.cat([embed(classifier, encode(audio.to(device)), labels) for audio, labels in loader])
+    return Embedded.cat([embed(classifier, encode(audio.to(device)), labels, reference) for audio, labels in loader])
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -171,6 +198,27 @@ def mean_pairwise_distance(x: torch.Tensor) -> float:
     return float(dist.sum() / (len(x) * (len(x) - 1)))
 
 
+def manifold_scores(real: torch.Tensor, fake: torch.Tensor, k: int = NEAREST_K) -> dict[str, float]:
+    """Precision and recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020) of
+    ``fake`` ``(m, d)`` against ``real`` ``(n, d)`` embeddings: each sample's manifold is the ball
+    reaching its ``k``-th nearest neighbour in its own set (``k`` capped at the set's size - 1)."""
+    if len(real) < 2 or len(fake) < 2:
+        return dict.fromkeys((PRECISION, RECALL, DENSITY, COVERAGE), float("nan"))
+    real, fake = real.double(), fake.double()
+    k_real, k_fake = min(k, len(real) - 1), min(k, len(fake) - 1)
+    # k-th neighbour other than itself: the (k + 1)-th smallest distance, the first being 0.
+    radius_real = torch.cdist(real, real).kthvalue(k_real + 1, dim=1).values  # (n,)
+    radius_fake = torch.cdist(fake, fake).kthvalue(k_fake + 1, dim=1).values  # (m,)
+    cross = torch.cdist(real, fake)  # (n, m)
+    inside_real = cross < radius_real[:, None]  # generated sample j inside real sample i's ball
+    return {
+        PRECISION: float(inside_real.any(dim=0).double().mean()),
+        RECALL: float((cross < radius_fake[None, :]).any(dim=1).double().mean()),
+        DENSITY: float(inside_real.sum(dim=0).double().mean() / k_real),
+        COVERAGE: float((cross.min(dim=1).values < radius_real).double().mean()),
+    }
+
+
 def real_scores(train: Embedded, reference: Embedded, categories: Sequence[str]) -> dict[str, dict[str, float]]:
     """Floors and ceilings from real data alone: classifier accuracy on ``reference`` and
     Fréchet distance train vs reference, per category and ``all``."""
@@ -181,17 +229,22 @@ def real_scores(train: Embedded, reference: Embedded, categories: Sequence[str])
             REAL_ACC: float((ref.predicted == label).float().mean()) if len(ref.labels) else float("nan"),
             FD_FLOOR: frechet_distance(train.of(label).embeddings, ref.embeddings),
         }
+        if ref.reference.shape[1]:
+            out[name][FD_REF_FLOOR] = frechet_distance(train.of(label).reference, ref.reference)
     out[OVERALL] = {
         REAL_ACC: float((reference.predicted == reference.labels).float().mean()),
         FD_FLOOR: frechet_distance(train.embeddings, reference.embeddings),
     }
+    if reference.reference.shape[1]:
+        out[OVERALL][FD_REF_FLOOR] = frechet_distance(train.reference, reference.reference)
     return out
 
 
 def generated_scores(
     generated: Embedded, reference: Embedded, train: Embedded, categories: Sequence[str]
 ) -> dict[str, dict[str, float]]:
-    """Scores of generated samples, per category and ``all`` (diversity: the mean over categories).
+    """Scores of generated samples, per category and ``all`` (diversity: the mean over categories);
+    with reference embeddings also ``fd_ref`` and the manifold scores (:func:`manifold_scores`).
 
     Args:
         generated: generated samples, labelled with the category asked for.
@@ -215,4 +268,12 @@ def generated_scores(
         DIVERSITY: float(torch.tensor([s[DIVERSITY] for s in per_category]).nanmean()),
         DIVERSITY_SPEC: float(torch.tensor([s[DIVERSITY_SPEC] for s in per_category]).nanmean()),
     }
+    if generated.reference.shape[1] and reference.reference.shape[1]:
+        for label, name in enumerate(categories):
+            gen, real = generated.of(label).reference, reference.of(label).reference
+            out[name] |= {FD_REF: frechet_distance(gen, real), **manifold_scores(real, gen)}
+        out[OVERALL] |= {
+            FD_REF: frechet_distance(generated.reference, reference.reference),
+            **manifold_scores(reference.reference, generated.reference),
+        }
     return out

@@ -3,23 +3,32 @@ the scores of each validation."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
 
 from sepkit.checkpoint import CHECKPOINT_KEY
+from sepkit.gan.augment import DiffAugment
+from sepkit.gan.losses import Hinge, NonSaturating, mode_seeking, r1_penalty
 from sepkit.gan.model import ConditionalGAN
+from sepkit.gan.reference import ReferenceEmbedding
 from sepkit.gan.scores import (
     COND_ACC,
+    COVERAGE,
+    DENSITY,
     DIVERSITY,
     DIVERSITY_SPEC,
     FD,
     FD_FLOOR,
+    FD_REF,
+    FD_REF_FLOOR,
     OVERALL,
+    PRECISION,
     REAL_ACC,
+    RECALL,
     Classifier,
     Embedded,
     embed,
@@ -33,8 +42,14 @@ TRAIN_D_LOSS = "train/d_loss"
 TRAIN_G_LOSS = "train/g_loss"
 TRAIN_D_REAL = "train/d_real"  # mean D(real) probability
 TRAIN_D_FAKE = "train/d_fake"  # mean D(fake) probability
+TRAIN_R1 = "train/r1"
 VAL_FD = f"val/{FD}"
-SHOWN = (VAL_FD, f"val/{COND_ACC}", f"val/{DIVERSITY}")
+# The mean of the last few validations' Fréchet distance: in the reference embedding when it fits
+# the model, else in the run's classifier's; what the improved recipe's best checkpoint follows.
+VAL_FD_MEAN = "val/fd_mean"
+SHOWN = (VAL_FD, f"val/{COND_ACC}", f"val/{DIVERSITY}", VAL_FD_MEAN)
+LOGGED = (COND_ACC, FD, DIVERSITY, DIVERSITY_SPEC, FD_FLOOR, REAL_ACC, FD_REF, FD_REF_FLOOR, PRECISION, RECALL)
+LOGGED += (DENSITY, COVERAGE)
 
 
 def score_key(stage: str, category: str, score: str) -> str:
@@ -47,8 +62,13 @@ class GANSystem(L.LightningModule):
 
     Each step: the discriminator learns real (label) vs generated (same labels) on detached fakes,
     then the generator learns to make the (updated) discriminator call its non-detached fakes real;
-    BCE with logits, one optimiser each. Each validation generates ``n_generated`` samples per
-    category from a fixed noise stream and scores them against the validation windows.
+    one optimiser each; the generator's moving average (when the model keeps one) follows after the
+    generator's step. Each validation generates ``n_generated`` samples per category from a fixed
+    noise stream (from the moving average when there is one) and scores them against the validation
+    windows, in the run's classifier and in the fixed reference embedding.
+
+    The defaults are the baseline (``experiment=gan_baseline``); ``experiment=gan`` sets the rest
+    (docs/gan.md says why each).
 
     Args:
         gan: the model.
@@ -56,6 +76,15 @@ class GANSystem(L.LightningModule):
         optimizer: partial optimiser, called once for the generator and once for the discriminator.
         n_generated: generated samples per category at each validation.
         sample_seed: seed of the validation noise (the same samples epoch after epoch).
+        loss: the adversarial loss (:class:`~sepkit.gan.losses.NonSaturating` when ``None``).
+        d_lr: the discriminator's learning rate when it differs from the generator's (two time-scale
+            update rule, Heusel et al. 2017); ``None``: the optimiser's for both.
+        augment: differentiable augmentation of everything the discriminator sees (``None``: none).
+        r1_gamma: weight of the R1 penalty on real samples (0: none).
+        r1_every: apply R1 every this many steps, scaled up to match (lazy regularisation).
+        mode_seeking: weight of the mode-seeking term (0: none).
+        score_average: validations averaged into ``val/fd_mean``.
+        reference: the fixed reference embedding (its scores are left out without one).
     """
 
     def __init__(
@@ -65,6 +94,14 @@ class GANSystem(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         n_generated: int = 64,
         sample_seed: int = 0,
+        loss: NonSaturating | Hinge | None = None,
+        d_lr: float | None = None,
+        augment: DiffAugment | None = None,
+        r1_gamma: float = 0.0,
+        r1_every: int = 1,
+        mode_seeking: float = 0.0,
+        score_average: int = 1,
+        reference: ReferenceEmbedding | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -73,12 +110,24 @@ class GANSystem(L.LightningModule):
         self.optimizer_factory = optimizer
         self.n_generated = n_generated
         self.sample_seed = sample_seed
-        self.bce = nn.BCEWithLogitsLoss()
+        self.loss = loss or NonSaturating()
+        self.d_lr = d_lr
+        self.augment = augment or (lambda spec: spec)
+        self.r1_gamma = r1_gamma
+        self.r1_every = r1_every
+        self.mode_seeking = mode_seeking
+        self.recent_fd: deque[float] = deque(maxlen=score_average)
+        # Not a submodule: the reference's weights stay out of this system's checkpoints and optimisers.
+        self._reference = [reference] if reference is not None else []
         self.categories = gan.categories
         self.train_reference: Embedded | None = None
         self._val_parts: list[Embedded] = []
         # How the model was trained (data config, split lists, classifier); stored in checkpoints.
         self.run_info: dict[str, Any] = {}
+
+    @property
+    def reference(self) -> ReferenceEmbedding | None:
+        return self._reference[0] if self._reference else None
 
     def train(self, mode: bool = True) -> GANSystem:
         """Switch modes, keeping the frozen classifier in eval mode (its BatchNorm statistics fixed)."""
@@ -94,23 +143,40 @@ class GANSystem(L.LightningModule):
         opt_g, opt_d = self.optimizers()
         discriminator = self.gan.discriminator
         real = self.gan.encode(audio)
-        fake = self.gan(self.gan.noise(len(labels)), labels)
+        fake_labels = labels
+        if self.mode_seeking:  # two noise draws per label: the batch's halves share labels
+            half = len(labels) // 2
+            fake_labels = torch.cat([labels[:half], labels[:half], labels[2 * half :]])
+        noise = self.gan.noise(len(fake_labels))
+        fake = self.gan(noise, fake_labels)
 
         self.toggle_optimizer(opt_d)
-        d_real, d_fake = discriminator(real, labels), discriminator(fake.detach(), labels)
-        d_loss = self.bce(d_real, torch.ones_like(d_real)) + self.bce(d_fake, torch.zeros_like(d_fake))
+        lazy_r1 = self.r1_gamma > 0 and self.global_step // 2 % self.r1_every == 0
+        if lazy_r1:
+            real.requires_grad_(True)
+        d_real = discriminator(self.augment(real), labels)
+        d_fake = discriminator(self.augment(fake.detach()), fake_labels)
+        d_loss = self.loss.discriminator(d_real, d_fake)
+        total = d_loss
+        if lazy_r1:
+            r1 = r1_penalty(d_real, real)
+            total = d_loss + 0.5 * self.r1_gamma * self.r1_every * r1
+            self.log(TRAIN_R1, r1.detach(), batch_size=len(labels))
         opt_d.zero_grad()
-        self.manual_backward(d_loss)
+        self.manual_backward(total)
         opt_d.step()
         self.untoggle_optimizer(opt_d)
 
         self.toggle_optimizer(opt_g)  # the discriminator's weights take no gradient on this step
-        d_fooled = discriminator(fake, labels)
-        g_loss = self.bce(d_fooled, torch.ones_like(d_fooled))
+        d_fooled = discriminator(self.augment(fake), fake_labels)
+        g_loss = self.loss.generator(d_fooled)
+        if self.mode_seeking:
+            g_loss = g_loss + self.mode_seeking * mode_seeking(fake, noise)
         opt_g.zero_grad()
         self.manual_backward(g_loss)
         opt_g.step()
         self.untoggle_optimizer(opt_g)
+        self.gan.update_average()
 
         n = len(labels)
         self.log(TRAIN_D_LOSS, d_loss.detach(), prog_bar=True, batch_size=n)
@@ -119,20 +185,26 @@ class GANSystem(L.LightningModule):
         self.log(TRAIN_D_FAKE, torch.sigmoid(d_fake.detach().float()).mean(), batch_size=n)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        d_lr = {} if self.d_lr is None else {"lr": self.d_lr}
         return [
             self.optimizer_factory(params=self.gan.generator.parameters()),
-            self.optimizer_factory(params=self.gan.discriminator.parameters()),
+            self.optimizer_factory(params=self.gan.discriminator.parameters(), **d_lr),
         ]
 
     # ---- scores ------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
+        if self.reference is not None:
+            self.reference.to(self.device)
         if self.trainer.datamodule is not None:
             windows = self.trainer.datamodule.windows("train")
-            self.train_reference = embed_windows(self.classifier, self.gan.encode, windows)
+            self.train_reference = embed_windows(self.classifier, self.gan.encode, windows, reference=self.reference)
+
+    def on_fit_end(self) -> None:
+        self.train_reference = None
 
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
         audio, labels = batch
-        self._val_parts.append(embed(self.classifier, self.gan.encode(audio), labels))
+        self._val_parts.append(embed(self.classifier, self.gan.encode(audio), labels, self.reference))
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_parts or self.train_reference is None:
@@ -141,18 +213,25 @@ class GANSystem(L.LightningModule):
         reference = Embedded.cat(self._val_parts)
         self._val_parts.clear()
         fake, labels = self.gan.sample_per_category(self.n_generated, self.sample_seed)
-        generated = embed(self.classifier, fake, labels)
+        generated = embed(self.classifier, fake, labels, self.reference)
         scores = generated_scores(generated, reference, self.train_reference, self.categories)
         floors = real_scores(self.train_reference, reference, self.categories)
         for category in (OVERALL, *self.categories):
             values = {**scores[category], **floors[category]}
-            for name in (COND_ACC, FD, DIVERSITY, DIVERSITY_SPEC, FD_FLOOR, REAL_ACC):
-                key = score_key("val", category, name)
-                self.log(key, float(values[name]), prog_bar=key in SHOWN)
+            for name in LOGGED:
+                if name in values:
+                    key = score_key("val", category, name)
+                    self.log(key, float(values[name]), prog_bar=key in SHOWN)
+        if not self.trainer.sanity_checking:
+            self.recent_fd.append(float(scores[OVERALL].get(FD_REF, scores[OVERALL][FD])))
+        if self.recent_fd:
+            self.log(VAL_FD_MEAN, sum(self.recent_fd) / len(self.recent_fd), prog_bar=True)
 
     # ---- checkpoints -------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = {**self.gan.describe(), "run": self.run_info}
+        checkpoint[CHECKPOINT_KEY] = {**self.gan.describe(), "run": self.run_info, "recent_fd": list(self.recent_fd)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.run_info = checkpoint.get(CHECKPOINT_KEY, {}).get("run", self.run_info)
+        info = checkpoint.get(CHECKPOINT_KEY, {})
+        self.run_info = info.get("run", self.run_info)
+        self.recent_fd.extend(info.get("recent_fd", []))

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from sepkit.checkpoint import GAN
 from sepkit.gan.data import SpectrogramDataModule
 from sepkit.gan.model import build_gan
+from sepkit.gan.reference import load_reference
 from sepkit.gan.scores import fit_classifier
 from sepkit.gan.system import GANSystem
 from sepkit.training import Task
@@ -59,7 +60,14 @@ class GANTask(Task):
             gan.encoder.cpu()
             classifier.cpu()
             log.info("scores classifier: training accuracy %.3f after %d steps", accuracy, cfg.scores.steps)
-        system = GANSystem(gan, classifier, optimizer=instantiate(cfg.optimizer), n_generated=cfg.scores.n_generated)
+        system = GANSystem(
+            gan,
+            classifier,
+            optimizer=instantiate(cfg.optimizer),
+            n_generated=cfg.scores.n_generated,
+            reference=load_reference(gan.config),
+            **instantiate(cfg.get("adversarial") or {}),
+        )
         return system, datamodule
 
     def prepare(
@@ -71,6 +79,7 @@ class GANTask(Task):
             "data_root": str(Path(datamodule.root).resolve()),
             "splits": {name: [t.name for t in tracks] for name, tracks in datamodule.tracks.items()},
             "classifier": OmegaConf.to_container(cfg.scores.classifier, resolve=True),
+            "adversarial": OmegaConf.to_container(cfg.get("adversarial") or {}, resolve=True),
             "n_generated": cfg.scores.n_generated,
             "seed": cfg.seed,
         }

@@ -1,0 +1,162 @@
+"""The GAN's ablation: the baseline (experiment=gan_baseline), the improved recipe (experiment=gan),
+and the improved recipe with one of its choices taken back (or one more added), each trained on the
+built-in songs and scored by evaluate.py on the test split.
+
+Each row: conditional accuracy overall and of the weakest category, the spread (max - min) of the
+last 10 validations' conditional accuracy, diversity in the run's classifier's embedding and on the
+spectrograms (share of real data's), the Fréchet distance in the fixed reference embedding, precision
+and recall there, and the training time. Writes docs/results/gan_ablation.{md,json} (or --name).
+
+    python -m bench.gan_ablation [--rows baseline gan ...] [--epochs N] [--jobs 2 --threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.common import run_logged
+from bench.results import write_results
+
+TAKE_BACK = ["experiment=gan"]
+ROWS: dict[str, tuple[str, list[str]]] = {
+    "baseline": ("the design notes' GAN: experiment=gan_baseline", ["experiment=gan_baseline"]),
+    "gan": ("the improved recipe: experiment=gan", ["experiment=gan"]),
+    "bce_one_rate": (
+        "experiment=gan with the baseline's BCE loss, one learning rate and Adam betas",
+        [
+            *TAKE_BACK,
+            "adversarial.loss._target_=sepkit.gan.losses.NonSaturating",
+            "adversarial.d_lr=null",
+            "optimizer.lr=2e-4",
+            "optimizer.betas=[0.5,0.999]",
+        ],
+    ),
+    "no_augment": ("experiment=gan without DiffAugment", [*TAKE_BACK, "adversarial.augment=null"]),
+    "no_minibatch_std": (
+        "experiment=gan without the minibatch std",
+        [*TAKE_BACK, "model.discriminator.minibatch_std=0"],
+    ),
+    "plus_mode_seeking": (
+        "experiment=gan plus the mode-seeking term (weight 0.1)",
+        [*TAKE_BACK, "adversarial.mode_seeking=0.1"],
+    ),
+    "plus_r1": ("experiment=gan plus the R1 penalty (gamma 1, every 16 steps)", [*TAKE_BACK, "adversarial.r1_gamma=1"]),
+    "no_ema": ("experiment=gan sampling from the trained generator", [*TAKE_BACK, "model.ema_decay=null"]),
+    "wide_generator": (
+        "experiment=gan with the baseline's generator widths",
+        [*TAKE_BACK, "model.generator.channels=[256,128,64,32]"],
+    ),
+}
+COLUMNS = [
+    "row",
+    "cond_acc",
+    "weakest",
+    "spread_last10",
+    "diversity",
+    "diversity_spec",
+    "fd_ref",
+    "precision",
+    "recall",
+    "fd",
+    "epoch",
+    "epochs",
+    "train_min",
+]
+
+
+def last_spread(metrics: Path, key: str = "val/cond_acc", last: int = 10) -> float:
+    """Max - min of the last ``last`` validations' ``key`` in a run's metrics.csv."""
+    with metrics.open() as f:
+        values = [float(r[key]) for r in csv.DictReader(f) if r.get(key)]
+    tail = values[-last:]
+    return max(tail) - min(tail) if tail else float("nan")
+
+
+def run_row(name: str, opts: argparse.Namespace, cores: str | None) -> dict:
+    what, overrides = ROWS[name]
+    run_dir = Path(opts.out) / name
+    budget = [f"trainer.max_epochs={opts.epochs}"] if opts.epochs else []
+    env = {"OMP_NUM_THREADS": str(opts.threads), "MKL_NUM_THREADS": str(opts.threads), "HYDRA_FULL_ERROR": "0"}
+    train = [sys.executable, "train.py", *overrides, *budget, f"seed={opts.seed}", f"hydra.run.dir={run_dir}"]
+    train += ["callbacks.rich_progress_bar=null", *opts.extra]
+    run_logged(train, run_dir.with_suffix(".train.log"), env, cores)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    evaluate = [sys.executable, "evaluate.py", f"ckpt={summary['best_checkpoint']}", f"hydra.run.dir={run_dir}/eval"]
+    run_logged(evaluate, run_dir.with_suffix(".eval.log"), env, cores)
+    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    scores = results["scores"]
+    overall = scores["all"]
+    row = {
+        "row": name,
+        "what": what,
+        "overrides": overrides + budget,
+        "cond_acc": overall["cond_acc"],
+        "weakest": min(scores[c]["cond_acc"] for c in results["categories"]),
+        "spread_last10": last_spread(run_dir / "csv" / "metrics.csv"),
+        **{k: overall.get(k, float("nan")) for k in ("diversity", "diversity_spec", "fd_ref", "precision", "recall")},
+        **{k: overall.get(k, float("nan")) for k in ("density", "coverage", "fd", "fd_ref_floor")},
+        "per_category": scores,
+        "epoch": results["epoch"],
+        "epochs": summary["epochs"],
+        "train_min": summary["wall_time_s"] / 60,
+    }
+    print(f"{name}: " + ", ".join(f"{c} {row[c]:.3f}" for c in COLUMNS[1:] if isinstance(row[c], float)), flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", nargs="*", default=list(ROWS), help=f"of {', '.join(ROWS)}")
+    parser.add_argument("--epochs", type=int, default=None, help="trainer.max_epochs for every row (default: its own)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=1, help="rows at once, each pinned to its own --threads cores")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--extra", nargs="*", default=[], help="overrides added to every row")
+    parser.add_argument("--out", default="outputs/bench/gan_ablation", help="runs and the rows kept so far")
+    parser.add_argument("--name", default="gan_ablation", help="results file name under docs/results/")
+    opts = parser.parse_args()
+    unknown = [r for r in opts.rows if r not in ROWS]
+    if unknown:
+        sys.exit(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
+
+    def row(index: int, name: str) -> dict:
+        cores = None
+        if opts.jobs > 1:
+            first = index % opts.jobs * opts.threads % (os.cpu_count() or 1)
+            cores = ",".join(str(first + i) for i in range(opts.threads))
+        return run_row(name, opts, cores)
+
+    with ThreadPoolExecutor(max_workers=opts.jobs) as pool:
+        new = list(pool.map(row, range(len(opts.rows)), opts.rows))
+    command = "python -m bench.gan_ablation " + " ".join(sys.argv[1:])
+    for r in new:
+        r |= {"command": command, "threads": opts.threads, "jobs": opts.jobs}
+    # Rows accumulate across invocations (a row is replaced when run again), so long rows can run apart.
+    kept = Path(opts.out) / "rows.json"
+    rows = json.loads(kept.read_text()) if kept.is_file() else []
+    rows = [r for r in rows if r["row"] not in opts.rows] + new
+    rows.sort(key=lambda r: list(ROWS).index(r["row"]))
+    kept.write_text(json.dumps(rows, indent=2))
+    what = (
+        "The conditional spectrogram GAN on the built-in songs, each row trained for its own epochs (the "
+        "`epochs` column; the best checkpoint's in `epoch`), on the threads its command says, seed "
+        f"{opts.seed}; scores from evaluate.py on the test split "
+        "(64 generated per category). cond_acc: share classified as the category asked for (weakest: the "
+        "lowest category's); spread_last10: max - min of the last 10 validations' cond_acc; diversity and "
+        "diversity_spec: pairwise distances over real data's, in the run's classifier's embedding and on the "
+        "spectrograms; fd_ref, precision, recall: in the fixed reference embedding (sepkit/gan/reference.py); "
+        "fd: in the run's own classifier's (not comparable across rows); epoch: of the best checkpoint."
+    )
+    commands = sorted({r["command"] for r in rows})
+    path = write_results(opts.name, "GAN ablation", what, rows, COLUMNS, " ; ".join(commands))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

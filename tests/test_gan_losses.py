@@ -1,0 +1,71 @@
+"""The GAN's losses, regularisers, augmentation and minibatch standard deviation (sepkit/gan/losses.py,
+augment.py, networks.py) on cases whose answer is known."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sepkit.gan.augment import DiffAugment
+from sepkit.gan.losses import Hinge, NonSaturating, mode_seeking, r1_penalty
+from sepkit.gan.networks import group_std
+
+
+def test_the_non_saturating_loss_is_binary_cross_entropy() -> None:
+    real, fake = torch.tensor([2.0, -1.0, 0.5]), torch.tensor([-3.0, 0.2, 1.0])
+    bce = nn.BCEWithLogitsLoss()
+    loss = NonSaturating()
+    expected_d = bce(real, torch.ones(3)) + bce(fake, torch.zeros(3))
+    assert torch.allclose(loss.discriminator(real, fake), expected_d)
+    assert torch.allclose(loss.generator(fake), bce(fake, torch.ones(3)))
+
+
+def test_the_hinge_loss_stops_at_its_margin() -> None:
+    loss = Hinge()
+    assert loss.discriminator(torch.tensor([2.0, 1.0]), torch.tensor([-1.0, -5.0])) == 0.0  # beyond the margin
+    assert loss.discriminator(torch.zeros(2), torch.zeros(2)) == 2.0
+    assert loss.generator(torch.tensor([1.0, 3.0])) == -2.0
+
+
+def test_r1_is_the_squared_gradient_norm_on_real_samples() -> None:
+    w = torch.tensor([1.0, -2.0, 3.0])
+    real = torch.randn(4, 3, requires_grad=True)
+    logits = real @ w  # gradient w for every sample
+    assert torch.allclose(r1_penalty(logits, real), w.pow(2).sum())
+
+
+def test_mode_seeking_punishes_the_same_output_for_different_noise() -> None:
+    noise = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    same = torch.ones(8, 1, 4, 4)
+    varied = torch.randn(8, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    assert mode_seeking(same, noise) > 1e4 > 10 > mode_seeking(varied, noise)
+
+
+def test_diff_augment_keeps_spectrograms_spectrograms_and_passes_gradients() -> None:
+    torch.manual_seed(0)
+    spec = torch.rand(6, 1, 8, 40) + 0.1  # every bin sounding
+    spec[:, :, :2] = 0.0  # two silent bands
+    shifted = DiffAugment(level=0.0, shift=0.25, cutout=0.0)(spec)
+    for before, after in zip(spec, shifted, strict=True):  # a circular shift in time: the same frames
+        assert any(torch.equal(torch.roll(before, k, dims=-1), after) for k in range(-10, 11))
+    cut = DiffAugment(level=0.0, shift=0.0, cutout=0.25)(spec)
+    silenced = (cut == 0).all(dim=2).squeeze(1) & (spec != 0).any(dim=2).squeeze(1)  # (batch, frames)
+    assert silenced.sum(dim=1).tolist() == [10] * 6  # a quarter of 40 frames, in each sample
+    levelled = DiffAugment(level=0.1, shift=0.0, cutout=0.0)(spec)
+    assert torch.equal(levelled[:, :, :2], spec[:, :, :2])  # silence stays silence
+    offsets = (levelled - spec)[:, :, 2:].flatten(1)
+    assert (offsets.abs() <= 0.1 + 1e-6).all() and torch.allclose(offsets.std(dim=1), torch.zeros(6), atol=1e-6)
+
+    spec.requires_grad_(True)
+    DiffAugment()(spec).sum().backward()
+    assert spec.grad is not None and spec.grad.abs().sum() > 0
+
+
+def test_group_std_sees_a_collapsed_group_and_keeps_groups_apart() -> None:
+    maps = torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    maps[:4] = maps[0]  # the first group of four: one sample four times
+    std = group_std(maps, 4)
+    assert std.shape == (8, 1)
+    assert (std[:4] < 1e-3).all() and (std[4:] > 0.5).all()
+    assert torch.equal(std[4], std[7])  # one value per group
+    assert group_std(maps[:6], 4).unique().numel() == 1  # 6 does not divide into fours: one group
