@@ -28,26 +28,28 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "baseline": ("the design notes' GAN: experiment=gan_baseline", ["experiment=gan_baseline"]),
     "gan": ("the improved recipe: experiment=gan", ["experiment=gan"]),
     "bce_one_rate": (
-        "experiment=gan with the baseline's BCE loss, one learning rate and Adam betas",
-        [
-            *TAKE_BACK,
-            "adversarial.loss._target_=sepkit.gan.losses.NonSaturating",
-            "adversarial.d_lr=null",
-            "optimizer.lr=2e-4",
-            "optimizer.betas=[0.5,0.999]",
-        ],
+        "experiment=gan with the baseline's BCE loss and one learning rate",
+        [*TAKE_BACK, "adversarial.loss._target_=sepkit.gan.losses.NonSaturating", "adversarial.d_lr=null"],
+    ),
+    "no_auxiliary": (
+        "experiment=gan without the auxiliary classifier",
+        [*TAKE_BACK, "model.discriminator.auxiliary=false", "adversarial.auxiliary=0"],
+    ),
+    "no_conditional_norm": (
+        "experiment=gan with plain BatchNorm in the generator",
+        [*TAKE_BACK, "model.generator.conditional_norm=false"],
     ),
     "no_augment": ("experiment=gan without DiffAugment", [*TAKE_BACK, "adversarial.augment=null"]),
     "no_minibatch_std": (
         "experiment=gan without the minibatch std",
         [*TAKE_BACK, "model.discriminator.minibatch_std=0"],
     ),
+    "no_ema": ("experiment=gan sampling from the trained generator", [*TAKE_BACK, "model.ema_decay=null"]),
     "plus_mode_seeking": (
         "experiment=gan plus the mode-seeking term (weight 0.1)",
         [*TAKE_BACK, "adversarial.mode_seeking=0.1"],
     ),
     "plus_r1": ("experiment=gan plus the R1 penalty (gamma 1, every 16 steps)", [*TAKE_BACK, "adversarial.r1_gamma=1"]),
-    "no_ema": ("experiment=gan sampling from the trained generator", [*TAKE_BACK, "model.ema_decay=null"]),
     "wide_generator": (
         "experiment=gan with the baseline's generator widths",
         [*TAKE_BACK, "model.generator.channels=[256,128,64,32]"],

@@ -389,7 +389,9 @@ def test_an_improved_step_trains_with_its_own_rates_regularisers_and_average() -
         r1_gamma=1.0,
         r1_every=1,
         mode_seeking=1.0,
+        auxiliary=1.0,
     )
+    head_before = gan.discriminator.classifier.weight.detach().clone()
     audio = torch.randn(8, gan.segment_samples) * 0.1
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
     loader = torch.utils.data.DataLoader(list(zip(audio, labels, strict=True)), batch_size=4)
@@ -401,6 +403,7 @@ def test_an_improved_step_trains_with_its_own_rates_regularisers_and_average() -
     metrics = trainer.callback_metrics
     assert all(torch.isfinite(metrics[k]) for k in ("train/d_loss", "train/g_loss", "train/r1"))
     assert float(metrics["train/r1"]) > 0
+    assert not torch.equal(gan.discriminator.classifier.weight, head_before)  # the auxiliary head learnt
 
 
 def test_the_baseline_configuration_still_composes_and_trains(tmp_path: Path, tiny_root: Path, cache_dir: Path) -> None:

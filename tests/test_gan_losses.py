@@ -3,6 +3,7 @@ augment.py, networks.py) on cases whose answer is known."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -69,3 +70,32 @@ def test_group_std_sees_a_collapsed_group_and_keeps_groups_apart() -> None:
     assert (std[:4] < 1e-3).all() and (std[4:] > 0.5).all()
     assert torch.equal(std[4], std[7])  # one value per group
     assert group_std(maps[:6], 4).unique().numel() == 1  # 6 does not divide into fours: one group
+
+
+def test_conditional_batch_norm_lets_each_label_shape_every_layer() -> None:
+    from sepkit.gan.networks import Generator
+
+    torch.manual_seed(0)
+    g = Generator(8, 3, 16, 32, channels=(8, 4), conditional_norm=True).eval()
+    noise, zero, one = torch.randn(2, 8), torch.tensor([0, 0]), torch.tensor([1, 1])
+    with torch.no_grad():
+        before_zero, before_one = g(noise, zero), g(noise, one)
+        g.norms[1].scale.weight[1] *= 3.0  # the second layer's scale for label 1 only
+        assert torch.equal(g(noise, zero), before_zero)
+        assert not torch.allclose(g(noise, one), before_one)
+    assert Generator(8, 3, 16, 32, channels=(8, 4)).norms[0].__class__.__name__ == "BatchNorm2d"
+
+
+def test_the_auxiliary_head_classifies_what_the_discriminator_just_saw() -> None:
+    from sepkit.gan.networks import Discriminator
+
+    d = Discriminator(3, channels=(4, 8), auxiliary=True, minibatch_std=2)
+    spec = torch.rand(4, 1, 16, 32)
+    logits = d(spec, torch.tensor([0, 1, 2, 0]))
+    assert logits.shape == (4,) and d.classify().shape == (4, 3)
+    d(spec[:2], torch.tensor([0, 1]))
+    assert d.classify().shape == (2, 3)  # the latest input's
+    plain = Discriminator(3, channels=(4, 8))
+    plain(spec, torch.tensor([0, 1, 2, 0]))
+    with pytest.raises(RuntimeError, match="auxiliary=True"):
+        plain.classify()

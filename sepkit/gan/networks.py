@@ -110,6 +110,8 @@ class Discriminator(nn.Module):
         channels: output channels of each convolution.
         spectral_norm: spectral normalisation of every weight (keeps the discriminator Lipschitz).
         minibatch_std: group size of the minibatch standard deviation feature (0: none).
+        auxiliary: also classify the input (:meth:`classify`: one logit per category, on the same
+            features; the AC-GAN head of Odena et al. 2017).
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class Discriminator(nn.Module):
         channels: Sequence[int] = (16, 32, 64, 128),
         spectral_norm: bool = True,
         minibatch_std: int = 0,
+        auxiliary: bool = False,
     ):
         super().__init__()
         self.minibatch_std = minibatch_std
@@ -130,13 +133,23 @@ class Discriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = norm(nn.Linear(c_in + (minibatch_std > 0), 1))
         self.embed = norm(nn.Embedding(n_classes, c_in))
+        self.classifier = norm(nn.Linear(c_in, n_classes)) if auxiliary else None
+        self._pooled: torch.Tensor | None = None
 
     def forward(self, spec: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``(batch, 1, mels, frames)`` and ``(batch,)`` labels to ``(batch,)`` logits."""
         maps = self.features(spec)
         h = maps.mean(dim=(2, 3))
+        self._pooled = h if self.classifier is not None else None
         seen = torch.cat([h, group_std(maps, self.minibatch_std)], dim=1) if self.minibatch_std else h
         return self.head(seen).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+
+    def classify(self) -> torch.Tensor:
+        """``(batch, n_classes)`` category logits of the input of the last :meth:`forward` (the
+        auxiliary head; its features are computed once for both answers)."""
+        if self.classifier is None or self._pooled is None:
+            raise RuntimeError("classify() needs auxiliary=True and a forward() first")
+        return self.classifier(self._pooled)
 
 
 def group_std(maps: torch.Tensor, group: int) -> torch.Tensor:

@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.nn import functional as F
 
 from sepkit.checkpoint import CHECKPOINT_KEY
 from sepkit.gan.augment import DiffAugment
@@ -83,6 +84,9 @@ class GANSystem(L.LightningModule):
         r1_gamma: weight of the R1 penalty on real samples (0: none).
         r1_every: apply R1 every this many steps, scaled up to match (lazy regularisation).
         mode_seeking: weight of the mode-seeking term (0: none).
+        auxiliary: weight of the auxiliary classification losses (AC-GAN; needs a discriminator with
+            ``auxiliary=True``): the discriminator's head learns the categories of real samples, the
+            generator is pushed to make samples it classifies as asked (0: none).
         score_average: validations averaged into ``val/fd_mean``.
         reference: the fixed reference embedding (its scores are left out without one).
     """
@@ -100,6 +104,7 @@ class GANSystem(L.LightningModule):
         r1_gamma: float = 0.0,
         r1_every: int = 1,
         mode_seeking: float = 0.0,
+        auxiliary: float = 0.0,
         score_average: int = 1,
         reference: ReferenceEmbedding | None = None,
     ) -> None:
@@ -116,6 +121,7 @@ class GANSystem(L.LightningModule):
         self.r1_gamma = r1_gamma
         self.r1_every = r1_every
         self.mode_seeking = mode_seeking
+        self.auxiliary = auxiliary
         self.recent_fd: deque[float] = deque(maxlen=score_average)
         # Not a submodule: the reference's weights stay out of this system's checkpoints and optimisers.
         self._reference = [reference] if reference is not None else []
@@ -155,12 +161,15 @@ class GANSystem(L.LightningModule):
         if lazy_r1:
             real.requires_grad_(True)
         d_real = discriminator(self.augment(real), labels)
+        total = 0.0
+        if self.auxiliary:  # the head learns real samples' categories only
+            total = self.auxiliary * F.cross_entropy(discriminator.classify(), labels)
         d_fake = discriminator(self.augment(fake.detach()), fake_labels)
         d_loss = self.loss.discriminator(d_real, d_fake)
-        total = d_loss
+        total = total + d_loss
         if lazy_r1:
             r1 = r1_penalty(d_real, real)
-            total = d_loss + 0.5 * self.r1_gamma * self.r1_every * r1
+            total = total + 0.5 * self.r1_gamma * self.r1_every * r1
             self.log(TRAIN_R1, r1.detach(), batch_size=len(labels))
         opt_d.zero_grad()
         self.manual_backward(total)
@@ -170,6 +179,8 @@ class GANSystem(L.LightningModule):
         self.toggle_optimizer(opt_g)  # the discriminator's weights take no gradient on this step
         d_fooled = discriminator(self.augment(fake), fake_labels)
         g_loss = self.loss.generator(d_fooled)
+        if self.auxiliary:
+            g_loss = g_loss + self.auxiliary * F.cross_entropy(discriminator.classify(), fake_labels)
         if self.mode_seeking:
             g_loss = g_loss + self.mode_seeking * mode_seeking(fake, noise)
         opt_g.zero_grad()
