@@ -8,6 +8,10 @@ spectrograms (share of real data's), the Fréchet distance in the fixed referenc
 and recall there, and the training time. Writes docs/results/gan_ablation.{md,json} (or --name).
 
     python -m bench.gan_ablation [--rows baseline gan ...] [--epochs N] [--jobs 2 --threads 1]
+        [--out outputs/bench/gan_ablation] [--name gan_ablation] [--report]
+
+Rows are kept in ``<out>/rows.json`` across invocations, so rows can run in separate sessions; the
+results file lists every row kept there.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import csv
 import json
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -122,6 +127,7 @@ def main() -> None:
     parser.add_argument("--extra", nargs="*", default=[], help="overrides added to every row")
     parser.add_argument("--out", default="outputs/bench/gan_ablation", help="runs and the rows kept so far")
     parser.add_argument("--name", default="gan_ablation", help="results file name under docs/results/")
+    parser.add_argument("--report", action="store_true", help="only write the results file from the rows kept")
     opts = parser.parse_args()
     unknown = [r for r in opts.rows if r not in ROWS]
     if unknown:
@@ -134,17 +140,25 @@ def main() -> None:
             cores = ",".join(str(first + i) for i in range(opts.threads))
         return run_row(name, opts, cores)
 
-    with ThreadPoolExecutor(max_workers=opts.jobs) as pool:
-        new = list(pool.map(row, range(len(opts.rows)), opts.rows))
-    command = "python -m bench.gan_ablation " + " ".join(sys.argv[1:])
-    for r in new:
-        r |= {"command": command, "threads": opts.threads, "jobs": opts.jobs}
-    # Rows accumulate across invocations (a row is replaced when run again), so long rows can run apart.
+    # Rows accumulate across invocations (a row is replaced when run again), each kept as soon as it
+    # is done, so long rows can run apart and a stopped invocation keeps what it finished.
     kept = Path(opts.out) / "rows.json"
-    rows = json.loads(kept.read_text()) if kept.is_file() else []
-    rows = [r for r in rows if r["row"] not in opts.rows] + new
-    rows.sort(key=lambda r: list(ROWS).index(r["row"]))
-    kept.write_text(json.dumps(rows, indent=2))
+    rows: list[dict] = json.loads(kept.read_text()) if kept.is_file() else []
+    command = "python -m bench.gan_ablation " + " ".join(sys.argv[1:])
+    lock = threading.Lock()
+
+    def keep(index: int, name: str) -> None:
+        done = row(index, name) | {"command": command, "threads": opts.threads, "jobs": opts.jobs}
+        with lock:
+            rows[:] = [r for r in rows if r["row"] != name] + [done]
+            rows.sort(key=lambda r: list(ROWS).index(r["row"]))
+            kept.write_text(json.dumps(rows, indent=2))
+
+    if not opts.report:
+        with ThreadPoolExecutor(max_workers=opts.jobs) as pool:
+            list(pool.map(keep, range(len(opts.rows)), opts.rows))
+    if not rows:
+        sys.exit(f"no rows kept in {kept}: run some first")
     what = (
         "The conditional spectrogram GAN on the built-in songs, each row trained for its own epochs (the "
         "`epochs` column; the best checkpoint's in `epoch`), on the threads its command says, seed "

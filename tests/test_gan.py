@@ -63,8 +63,8 @@ def data_args(tiny_root: Path, cache_dir: Path) -> list[str]:
     ]
 
 
-def tiny_gan(categories=("a", "b", "c")):
-    cfg = compose_gan(*TINY_GAN, tmp_path=Path("/unused"))
+def tiny_gan(categories=("a", "b", "c"), experiment: str = "gan"):
+    cfg = compose_gan(*TINY_GAN, tmp_path=Path("/unused"), experiment=experiment)
     return build_gan(OmegaConf.to_container(cfg.model, resolve=True), list(categories))
 
 
@@ -138,8 +138,10 @@ def test_log_mel_round_trip_through_griffin_lim() -> None:
 
 
 # ---- one adversarial step ------------------------------------------------------------------------
-def test_one_step_updates_both_networks_and_the_discriminator_step_leaves_the_generator_alone() -> None:
-    gan = tiny_gan()
+@pytest.mark.parametrize("experiment", ["gan_baseline", "gan"])
+def test_one_step_updates_both_networks_and_the_discriminator_step_leaves_the_generator_alone(experiment: str) -> None:
+    gan = tiny_gan(experiment=experiment)
+    options = {"auxiliary": 1.0} if experiment == "gan" else {}  # the discriminator's head needs its loss
     seen: dict[str, list] = {}
 
     def on_d_step(opt, args, kwargs) -> None:
@@ -157,7 +159,9 @@ def test_one_step_updates_both_networks_and_the_discriminator_step_leaves_the_ge
             opt_g.register_step_pre_hook(on_g_step)
             return [opt_g, opt_d]
 
-    system = Hooked(gan, Classifier(3, channels=(4,), embed_dim=4), optimizer=partial(torch.optim.Adam, lr=1e-2))
+    system = Hooked(
+        gan, Classifier(3, channels=(4,), embed_dim=4), optimizer=partial(torch.optim.Adam, lr=1e-2), **options
+    )
     g_before = {k: v.clone() for k, v in gan.generator.state_dict().items()}
     d_before = {k: v.clone() for k, v in gan.discriminator.state_dict().items()}
     classifier_before = {k: v.clone() for k, v in system.classifier.state_dict().items()}
