@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--extra", nargs="*", default=[], help="overrides added to every row")
     parser.add_argument("--out", default="outputs/bench/gan_ablation", help="runs and the rows kept so far")
     parser.add_argument("--name", default="gan_ablation", help="results file name under docs/results/")
+    parser.add_argument("--title", default="GAN ablation", help="the results file's title")
     parser.add_argument("--report", action="store_true", help="only write the results file from the rows kept")
     opts = parser.parse_args()
     unknown = [r for r in opts.rows if r not in ROWS]
@@ -164,13 +165,14 @@ def main() -> None:
         "`epochs` column; the best checkpoint's in `epoch`), on the threads its command says, seed "
         f"{opts.seed}; scores from evaluate.py on the test split "
         "(64 generated per category). cond_acc: share classified as the category asked for (weakest: the "
-        "lowest category's); spread_last10: max - min of the last 10 validations' cond_acc; diversity and "
+        "lowest category's); spread_last10: max - min of the last 10 validations' cond_acc (all of them when "
+        "there are fewer); diversity and "
         "diversity_spec: pairwise distances over real data's, in the run's classifier's embedding and on the "
         "spectrograms; fd_ref, precision, recall: in the fixed reference embedding (sepkit/gan/reference.py); "
         "fd: in the run's own classifier's (not comparable across rows); epoch: of the best checkpoint."
     )
     commands = sorted({r["command"] for r in rows})
-    path = write_results(opts.name, "GAN ablation", what, rows, COLUMNS, " ; ".join(commands))
+    path = write_results(opts.name, opts.title, what, rows, COLUMNS, " ; ".join(commands))
     print(f"wrote {path}")
 
 
