@@ -189,12 +189,12 @@ class SeparationEngine:
         separator: Separator,
         overlap: float = 0.25,
         window: str = "hann",
-        batch_size: int = 4,
+        batch_size: int = 2,
         shifts: int = 0,
         wiener_iterations: int = 0,
         device: str = "auto",
         downmix: bool = False,
-        block_seconds: float = 60.0,
+        block_seconds: float = 20.0,
         backend: str = "torch",
         onnx: str | None = None,
         fullband: bool = True,
@@ -375,6 +375,11 @@ class SeparationStream:
         ready = min(sum(o.shape[-1] for o in p.pending) for p in self.passes)
         if not ready:
             return None
+        if len(self.passes) == 1:  # no shifts: the pass's outputs as they are (no copies of a block)
+            (p,) = self.passes
+            joined = torch.cat(p.pending, -1) if len(p.pending) > 1 else p.pending[0]
+            p.pending = []
+            return joined
         total = 0
         for p in self.passes:
             joined = torch.cat(p.pending, -1) if len(p.pending) > 1 else p.pending[0]
