@@ -12,6 +12,7 @@ log scale. ::
 
     python -m bench.scaling --data outputs/mir1k --minutes 10
     python -m bench.scaling --data outputs/mir1k --minutes 30 90 --entries stereo_cpu tfc_tdf_cpu
+    python -m bench.scaling --minutes 90 --entries tfc_tdf_cpu openunmix --set openunmix:model.audio_channels=1
     python -m bench.scaling --report        # only rewrite the results from the points so far
     python -m bench.scaling --adopt outputs/bench/quality_pair   # a bench.quality --jobs 2 --threads 1 pair
 
@@ -66,6 +67,17 @@ def adopt(quality_dir: Path) -> list[dict]:
     return [point(row["entry"], run["budget_s"] / 60, pair, row, made_by) for row in run["rows"]]
 
 
+def parse_sets(items: list[str], entries: list[str]) -> dict[str, list[str]]:
+    """``--set ENTRY:KEY=VALUE`` items as ``{entry: [overrides]}`` (exits with one line if malformed)."""
+    sets: dict[str, list[str]] = {}
+    for item in items:
+        entry, _, override = item.partition(":")
+        if entry not in entries or "=" not in override:
+            sys.exit(f"error: --set {item!r} must be ENTRY:KEY=VALUE with ENTRY one of --entries")
+        sets.setdefault(entry, []).append(override)
+    return sets
+
+
 def run_pair(pair: list[str], minutes: float, opts: argparse.Namespace) -> list[dict]:
     """Train and evaluate the entries of ``pair`` at the same time, one core each."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -83,9 +95,13 @@ def run_pair(pair: list[str], minutes: float, opts: argparse.Namespace) -> list[
         overrides = ENTRIES[name][1]
         if name.startswith("openunmix"):
             overrides = [*overrides, "model.sample_rate=16000"]  # the folder's rate
+        overrides = [*overrides, *opts.sets.get(name, [])]
         print(f"{minutes:g} min: training {name} on core {index}", flush=True)
         row = train_and_evaluate(name, overrides, quality, env, str(index % (os.cpu_count() or 1)))
         found = point(name, minutes, pair, row, "python -m bench.scaling " + " ".join(sys.argv[1:]))
+        changed = [f"{entry}: {' '.join(o)}" for entry, o in opts.sets.items() if entry in pair]
+        if changed:  # the pair ran with per-entry overrides: say so where the point is read
+            found["pair"] += f" ({'; '.join(changed)})"
         print(f"  {name}: vocals SI-SDR median {found['vocals']:.2f} dB after {row['steps']} steps", flush=True)
         return found
 
@@ -137,6 +153,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 30.0, 90.0])
     parser.add_argument("--entries", nargs="+", default=DEFAULT_ENTRIES, help="bench.quality entries, run in pairs")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        metavar="ENTRY:OVERRIDE",
+        action="append",
+        default=[],
+        help="a config override for one entry, e.g. openunmix:model.audio_channels=1 (repeatable)",
+    )
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "scaling"))
     parser.add_argument("--report", action="store_true", help="only rewrite the results from the points so far")
     parser.add_argument("--adopt", type=Path, nargs="*", default=[], help="bench.quality pair runs to take as points")
@@ -144,6 +168,7 @@ def main() -> None:
     unknown = [e for e in opts.entries if e not in ENTRIES]
     if unknown:
         sys.exit(f"error: unknown entries {unknown}; choose from {', '.join(ENTRIES)}")
+    opts.sets = parse_sets(opts.sets, opts.entries)
     store = Path(opts.out) / "points.json"
     points = json.loads(store.read_text()) if store.is_file() else []
     for folder in opts.adopt:

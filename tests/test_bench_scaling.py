@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
 
-from bench.scaling import adopt, merge
+import bench.scaling
+from bench.scaling import adopt, merge, parse_sets, run_pair
 
 
 def row(entry: str, vocals: float) -> dict:
@@ -35,3 +37,22 @@ def test_a_quality_pair_run_becomes_two_points(tmp_path) -> None:
     (tmp_path / "quality.json").write_text(json.dumps(run))
     with pytest.raises(SystemExit, match="not a pair run"):
         adopt(tmp_path)
+
+
+def test_an_override_for_one_entry_reaches_its_run_and_its_point(tmp_path, monkeypatch) -> None:
+    sets = parse_sets(["openunmix:model.audio_channels=1"], ["tfc_tdf_cpu", "openunmix"])
+    assert sets == {"openunmix": ["model.audio_channels=1"]}
+    with pytest.raises(SystemExit, match="ENTRY:KEY=VALUE"):
+        parse_sets(["stereo_cpu:model.audio_channels=1"], ["tfc_tdf_cpu", "openunmix"])
+    seen = {}
+
+    def fake(name, overrides, *_):
+        seen[name] = overrides
+        return row(name, 9.0)
+
+    monkeypatch.setattr(bench.scaling, "train_and_evaluate", fake)
+    opts = argparse.Namespace(out=str(tmp_path), data=str(tmp_path), seed=0, sets=sets)
+    points = run_pair(["tfc_tdf_cpu", "openunmix"], 90.0, opts)
+    assert seen["openunmix"][-1] == "model.audio_channels=1"
+    assert "model.audio_channels=1" not in seen["tfc_tdf_cpu"]
+    assert points[1]["pair"] == "tfc_tdf_cpu + openunmix (openunmix: model.audio_channels=1)"
