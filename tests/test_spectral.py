@@ -31,3 +31,32 @@ def test_round_trip_float32_paper_settings(length: int) -> None:
 def test_bad_hop_is_rejected() -> None:
     with pytest.raises(ValueError, match="hop_length"):
         make_stft_pair(512, 1024)
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(1024, 768), (5544, 4134), (512, 128), (400, 160)])
+def test_the_inverse_is_torch_istft(n_fft: int, hop: int) -> None:
+    torch.manual_seed(1)
+    stft, istft = make_stft_pair(n_fft, hop)
+    length = 9 * hop + 77
+    spec = stft(torch.randn(3, 2, length))
+    spec = spec * torch.rand(spec.shape)  # not a consistent spectrogram: masks applied
+    ours = istft(spec, length)
+    theirs = torch.istft(spec.reshape(-1, *spec.shape[-2:]), n_fft, hop, window=istft.window, length=length)
+    assert ours.shape == (3, 2, length)
+    assert (ours.reshape(-1, length) - theirs).abs().max() < 1e-6
+    longer = istft(spec, length + 5 * hop)  # past what the frames hold: zeros
+    assert (longer[..., :length] - ours).abs().max() < 1e-6
+    assert longer[..., istft.hop_length * (spec.shape[-1] - 1) :].abs().max() == 0
+
+
+def test_the_inverse_passes_gradients() -> None:
+    stft, istft = make_stft_pair(256, 64)
+    spec = stft(torch.randn(1, 2000)).detach().requires_grad_()
+    istft(spec, 2000).square().sum().backward()
+    assert spec.grad is not None and spec.grad.abs().sum() > 0
+
+
+def test_a_window_that_does_not_overlap_is_refused() -> None:
+    stft, istft = make_stft_pair(256, 256)
+    with pytest.raises(ValueError, match="overlap"):
+        istft(stft(torch.randn(1, 4000)), 4000)
