@@ -102,11 +102,18 @@ def run_pair(pair: list[str], minutes: float, opts: argparse.Namespace) -> list[
         changed = [f"{entry}: {' '.join(o)}" for entry, o in opts.sets.items() if entry in pair]
         if changed:  # the pair ran with per-entry overrides: say so where the point is read
             found["pair"] += f" ({'; '.join(changed)})"
+        if opts.sets.get(name):
+            found["overrides"] = opts.sets[name]
         print(f"  {name}: vocals SI-SDR median {found['vocals']:.2f} dB after {row['steps']} steps", flush=True)
         return found
 
     with ThreadPoolExecutor(max_workers=len(pair)) as pool:
         return list(pool.map(one, range(len(pair)), pair))
+
+
+def label(point: dict) -> str:
+    """The entry, with the overrides it ran with (``--set``)."""
+    return " ".join([point["entry"], *point.get("overrides", [])])
 
 
 def report(points: list[dict], command: str) -> Path:
@@ -130,9 +137,9 @@ def report(points: list[dict], command: str) -> Path:
         print("matplotlib is not installed: no figure (pip install 'sepkit[plots]')", file=sys.stderr)
         return path
     fig, ax = plt.subplots(figsize=(6, 4))
-    for entry in sorted({p["entry"] for p in rows}):
-        mine = [p for p in rows if p["entry"] == entry]
-        ax.plot([p["minutes"] for p in mine], [p["vocals"] for p in mine], "o-", label=entry)
+    for line in sorted({label(p) for p in rows}):  # an entry with overrides is a line of its own
+        mine = [p for p in rows if label(p) == line]
+        ax.plot([p["minutes"] for p in mine], [p["vocals"] for p in mine], "o-", label=line)
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xticks(sorted({p["minutes"] for p in rows}), [f"{m:g}" for m in sorted({p["minutes"] for p in rows})])

@@ -8,7 +8,7 @@ import json
 import pytest
 
 import bench.scaling
-from bench.scaling import adopt, merge, parse_sets, run_pair
+from bench.scaling import adopt, label, merge, parse_sets, run_pair
 
 
 def row(entry: str, vocals: float) -> dict:
@@ -56,3 +56,4 @@ def test_an_override_for_one_entry_reaches_its_run_and_its_point(tmp_path, monke
     assert seen["openunmix"][-1] == "model.audio_channels=1"
     assert "model.audio_channels=1" not in seen["tfc_tdf_cpu"]
     assert points[1]["pair"] == "tfc_tdf_cpu + openunmix (openunmix: model.audio_channels=1)"
+    assert [label(p) for p in points] == ["tfc_tdf_cpu", "openunmix model.audio_channels=1"]
