@@ -375,14 +375,11 @@ class SeparationStream:
         ready = min(sum(o.shape[-1] for o in p.pending) for p in self.passes)
         if not ready:
             return None
-        if len(self.passes) == 1:  # no shifts: the pass's outputs as they are (no copies of a block)
-            (p,) = self.passes
-            joined = torch.cat(p.pending, -1) if len(p.pending) > 1 else p.pending[0]
-            p.pending = []
-            return joined
-        total = 0
+        parts = []
         for p in self.passes:
             joined = torch.cat(p.pending, -1) if len(p.pending) > 1 else p.pending[0]
-            total = total + joined[..., :ready]
+            parts.append(joined[..., :ready])
             p.pending = [joined[..., ready:]] if joined.shape[-1] > ready else []
-        return total / len(self.passes)
+        if len(parts) == 1:  # no shifts: the outputs as they are (no copies of a block)
+            return parts[0]
+        return sum(parts[1:], parts[0]) / len(parts)
