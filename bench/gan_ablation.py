@@ -32,6 +32,10 @@ TAKE_BACK = ["experiment=gan"]
 ROWS: dict[str, tuple[str, list[str]]] = {
     "baseline": ("the design notes' GAN: experiment=gan_baseline", ["experiment=gan_baseline"]),
     "gan": ("the improved recipe: experiment=gan", ["experiment=gan"]),
+    "slow_rates": (
+        "experiment=gan with the first rates: generator 2e-4, discriminator 4e-4, Adam betas (0.5, 0.999)",
+        [*TAKE_BACK, "optimizer.lr=2e-4", "adversarial.d_lr=4e-4", "optimizer.betas=[0.5,0.999]"],
+    ),
     "bce_one_rate": (
         "experiment=gan with the baseline's BCE loss and one learning rate",
         [*TAKE_BACK, "adversarial.loss._target_=sepkit.gan.losses.NonSaturating", "adversarial.d_lr=null"],
@@ -55,6 +59,14 @@ ROWS: dict[str, tuple[str, list[str]]] = {
         [*TAKE_BACK, "adversarial.mode_seeking=0.1"],
     ),
     "plus_r1": ("experiment=gan plus the R1 penalty (gamma 1, every 16 steps)", [*TAKE_BACK, "adversarial.r1_gamma=1"]),
+    "plus_nearest": (
+        "experiment=gan with nearest-neighbour upsampling and 3x3 convolutions in the generator",
+        [*TAKE_BACK, "model.generator.upsample=nearest"],
+    ),
+    "plus_time_pool": (
+        "experiment=gan with a discriminator that keeps the frequency rows (pools over time only)",
+        [*TAKE_BACK, "model.discriminator.pool=time"],
+    ),
     "wide_generator": (
         "experiment=gan with the baseline's generator widths",
         [*TAKE_BACK, "model.generator.channels=[256,128,64,32]"],

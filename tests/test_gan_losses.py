@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from sepkit.errors import SepkitError
 from sepkit.gan.augment import DiffAugment
 from sepkit.gan.losses import Hinge, NonSaturating, mode_seeking, r1_penalty
 from sepkit.gan.networks import group_std
@@ -99,3 +100,50 @@ def test_the_auxiliary_head_classifies_what_the_discriminator_just_saw() -> None
     plain(spec, torch.tensor([0, 1, 2, 0]))
     with pytest.raises(RuntimeError, match="auxiliary=True"):
         plain.classify()
+
+
+def test_a_discriminator_pooling_over_time_only_tells_where_in_frequency_energy_lies() -> None:
+    from sepkit.gan.networks import Discriminator
+
+    torch.manual_seed(0)
+    low, high = torch.zeros(2, 1, 32, 16), torch.zeros(2, 1, 32, 16)
+    low[:, :, 8:10], high[:, :, 16:18] = 1.0, 1.0  # one line, 8 bands apart (a multiple of the stride, 4)
+    labels = torch.tensor([0, 1])
+    both = Discriminator(3, channels=(4, 8), spectral_norm=False, pool="all")
+    rows = Discriminator(3, channels=(4, 8), spectral_norm=False, pool="time", n_mels=32)
+    with torch.no_grad():
+        # Averaged over time and frequency, the line reads the same in either band; with the
+        # frequency rows kept, the heads see which band it is in.
+        assert torch.allclose(both(low, labels), both(high, labels), atol=1e-6)
+        assert not torch.allclose(rows(low, labels), rows(high, labels), atol=1e-3)
+    with pytest.raises(SepkitError, match="n_mels"):
+        Discriminator(3, channels=(4, 8), pool="time")
+    with pytest.raises(SepkitError, match="pool"):
+        Discriminator(3, channels=(4, 8), pool="freq")
+
+
+@pytest.mark.parametrize("upsample", ["transposed", "nearest"])
+def test_each_generator_layer_doubles_the_size(upsample: str) -> None:
+    from sepkit.gan.networks import Generator
+
+    g = Generator(8, 3, 16, 32, channels=(8, 4), upsample=upsample)
+    out = g(torch.randn(2, 8), torch.tensor([0, 2]))
+    assert out.shape == (2, 1, 16, 32) and (out >= 0).all()
+    out.sum().backward()
+    assert all(p.grad is not None for p in g.parameters())
+    with pytest.raises(SepkitError, match="upsample"):
+        Generator(8, 3, 16, 32, channels=(8, 4), upsample="bilinear")
+
+
+def test_nearest_upsampling_draws_no_checkerboard_on_a_flat_input() -> None:
+    from sepkit.gan.networks import _nearest, _transposed
+
+    torch.manual_seed(0)
+    flat = torch.ones(1, 4, 4, 4)
+    with torch.no_grad():
+        transposed = _transposed(4, 1)(flat)[0, 0, 1:-1, 1:-1]  # away from the zero padding
+        nearest = _nearest(4, 1)(flat)[0, 0, 1:-1, 1:-1]
+    # A transposed convolution gives neighbouring bins different taps (a 2x2 pattern); upsampling
+    # then convolving gives every bin the same sum.
+    assert transposed.std() > 1e-3
+    assert nearest.std() < 1e-6

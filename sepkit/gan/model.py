@@ -21,7 +21,7 @@ class ConditionalGAN(nn.Module):
 
     Args:
         generator: factory ``generator(latent_dim=, n_classes=, n_mels=, frames=)`` (a ``_partial_``).
-        discriminator: factory ``discriminator(n_classes=)``.
+        discriminator: factory ``discriminator(n_classes=, n_mels=)``.
         categories: category names, in label order.
         sample_rate: rate audio is resampled to (mono).
         n_fft: FFT size of the mel spectrogram.
@@ -71,7 +71,7 @@ class ConditionalGAN(nn.Module):
             sample_rate, n_fft, hop_length, n_mels, db_floor, db_range, griffin_lim_iters
         )
         self.generator = generator(latent_dim=latent_dim, n_classes=len(categories), n_mels=n_mels, frames=max_frames)
-        self.discriminator = discriminator(n_classes=len(categories))
+        self.discriminator = discriminator(n_classes=len(categories), n_mels=n_mels)
         self.generator_ema: AveragedModel | None = None
         if ema_decay is not None:
             if not 0 < ema_decay < 1:

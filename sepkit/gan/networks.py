@@ -36,6 +36,17 @@ class ConditionalBatchNorm2d(nn.Module):
         return self.norm(x) * self.scale(labels)[:, :, None, None] + self.shift(labels)[:, :, None, None]
 
 
+def _transposed(c_in: int, c_out: int) -> nn.Module:
+    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)
+
+
+def _nearest(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1))
+
+
+UPSAMPLING = {"transposed": _transposed, "nearest": _nearest}
+
+
 class Generator(nn.Module):
     """Noise concatenated with the one-hot label → Linear to ``(channels[0], mels / 2^L, frames / 2^L)``
     → BatchNorm + ReLU → ``L = len(channels)`` ConvTranspose2d (kernel 4, stride 2, padding 1) with
@@ -53,6 +64,10 @@ class Generator(nn.Module):
             drawing sparse spikes).
         conditional_norm: every BatchNorm's scale and shift chosen by the label
             (:class:`ConditionalBatchNorm2d`) instead of learnt once for all categories.
+        upsample: how each layer doubles the size: ``"transposed"`` (ConvTranspose2d, kernel 4,
+            stride 2, the DCGAN layer) or ``"nearest"`` (nearest-neighbour upsampling then a 3×3
+            Conv2d, Odena et al. 2016: every output bin gets the same number of taps, so no
+            checkerboard pattern is drawn over the spectrogram).
     """
 
     def __init__(
@@ -64,8 +79,11 @@ class Generator(nn.Module):
         channels: Sequence[int] = (256, 128, 64, 32),
         output_bias: float = 0.3,
         conditional_norm: bool = False,
+        upsample: str = "transposed",
     ) -> None:
         super().__init__()
+        if upsample not in UPSAMPLING:
+            raise SepkitError(f"model.generator.upsample={upsample!r}: choose one of {', '.join(UPSAMPLING)}")
         scale = 2 ** len(channels)
         if not channels or n_mels % scale or frames % scale:
             raise SepkitError(
@@ -82,9 +100,10 @@ class Generator(nn.Module):
 
         self.norms = nn.ModuleList([norm(c) for c in channels])
         self.convs = nn.ModuleList(
-            [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1) for c_in, c_out in zip(channels, [*channels[1:], 1], strict=True)]
+            [UPSAMPLING[upsample](c_in, c_out) for c_in, c_out in zip(channels, [*channels[1:], 1], strict=True)]
         )
-        nn.init.constant_(self.convs[-1].bias, output_bias)
+        last = self.convs[-1]
+        nn.init.constant_((last[-1] if isinstance(last, nn.Sequential) else last).bias, output_bias)
 
     def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``(batch, latent_dim)`` noise and ``(batch,)`` labels to ``(batch, 1, mels, frames)``."""
@@ -97,8 +116,8 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Strided Conv2d (kernel 4, stride 2, padding 1) + LeakyReLU(0.2) downsampling, summed over
-    time and frequency, then one logit: ``w·h + embed(label)·h`` (projection conditioning, Miyato &
+    """Strided Conv2d (kernel 4, stride 2, padding 1) + LeakyReLU(0.2) downsampling, averaged over
+    time and frequency (or time only), then one logit: ``w·h + embed(label)·h`` (projection conditioning, Miyato &
     Koyama 2018), so the label decides which features count as real.
 
     With ``minibatch_std`` (Karras et al. 2018) the head also sees how much the features vary
@@ -112,6 +131,11 @@ class Discriminator(nn.Module):
         minibatch_std: group size of the minibatch standard deviation feature (0: none).
         auxiliary: also classify the input (:meth:`classify`: one logit per category, on the same
             features; the AC-GAN head of Odena et al. 2017).
+        pool: what the last feature maps are averaged over before the heads: ``"all"`` (time and
+            frequency: the heads see which features occur, not where) or ``"time"`` (each of the
+            ``n_mels / 2^L`` frequency rows kept: the heads see in which band each feature occurs,
+            which is most of what tells a bass line from a voice on a spectrogram).
+        n_mels: mel bands of the input (needed with ``pool="time"``).
     """
 
     def __init__(
@@ -121,8 +145,19 @@ class Discriminator(nn.Module):
         spectral_norm: bool = True,
         minibatch_std: int = 0,
         auxiliary: bool = False,
+        pool: str = "all",
+        n_mels: int | None = None,
     ):
         super().__init__()
+        if pool not in ("all", "time"):
+            raise SepkitError(f"model.discriminator.pool={pool!r}: choose all or time")
+        rows = 1
+        if pool == "time":
+            scale = 2 ** len(channels)
+            if n_mels is None or n_mels % scale:
+                raise SepkitError(f"model.discriminator.pool=time: model.n_mels={n_mels} must be a multiple of {scale}")
+            rows = n_mels // scale
+        self.pool = pool
         self.minibatch_std = minibatch_std
         norm = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         layers: list[nn.Module] = []
@@ -131,15 +166,16 @@ class Discriminator(nn.Module):
             layers += [norm(nn.Conv2d(c_in, c_out, 4, 2, 1)), nn.LeakyReLU(0.2)]
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        self.head = norm(nn.Linear(c_in + (minibatch_std > 0), 1))
-        self.embed = norm(nn.Embedding(n_classes, c_in))
-        self.classifier = norm(nn.Linear(c_in, n_classes)) if auxiliary else None
+        width = c_in * rows
+        self.head = norm(nn.Linear(width + (minibatch_std > 0), 1))
+        self.embed = norm(nn.Embedding(n_classes, width))
+        self.classifier = norm(nn.Linear(width, n_classes)) if auxiliary else None
         self._pooled: torch.Tensor | None = None
 
     def forward(self, spec: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``(batch, 1, mels, frames)`` and ``(batch,)`` labels to ``(batch,)`` logits."""
         maps = self.features(spec)
-        h = maps.mean(dim=(2, 3))
+        h = maps.mean(dim=(2, 3)) if self.pool == "all" else maps.mean(dim=3).flatten(1)
         self._pooled = h if self.classifier is not None else None
         seen = torch.cat([h, group_std(maps, self.minibatch_std)], dim=1) if self.minibatch_std else h
         return self.head(seen).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
