@@ -410,6 +410,33 @@ def test_an_improved_step_trains_with_its_own_rates_regularisers_and_average() -
     assert not torch.equal(gan.discriminator.classifier.weight, head_before)  # the auxiliary head learnt
 
 
+def test_the_generator_can_weigh_the_auxiliary_term_apart_from_the_discriminator() -> None:
+    from sepkit.gan.losses import Hinge
+
+    audio = torch.randn(4, tiny_gan().segment_samples, generator=torch.Generator().manual_seed(0)) * 0.1
+    labels = torch.tensor([0, 1, 2, 0])
+    losses = {}
+    for weight in (None, 0.0):
+        torch.manual_seed(0)
+        gan = tiny_gan()
+        system = GANSystem(
+            gan,
+            Classifier(3, channels=(4,), embed_dim=4),
+            optimizer=partial(torch.optim.Adam, lr=1e-3),
+            loss=Hinge(),
+            auxiliary=1.0,
+            auxiliary_generator=weight,
+        )
+        trainer = bare_trainer()
+        trainer.fit(
+            system, train_dataloaders=torch.utils.data.DataLoader(list(zip(audio, labels, strict=True)), batch_size=4)
+        )
+        losses[weight] = float(trainer.callback_metrics["train/g_loss"])
+        assert system.auxiliary_generator == (1.0 if weight is None else 0.0)
+    # The same step (same seed, same discriminator update); only the generator's cross-entropy differs.
+    assert losses[None] > losses[0.0] + 0.1
+
+
 def test_the_baseline_configuration_still_composes_and_trains(tmp_path: Path, tiny_root: Path, cache_dir: Path) -> None:
     summary = train_in_process(tmp_path, tiny_root, cache_dir, "trainer.max_epochs=1", experiment="gan_baseline")
     assert summary["optimized_metric"] == "val/fd" and summary["epochs"] == 1 and summary["best"]["val/fd"] >= 0

@@ -87,6 +87,10 @@ class GANSystem(L.LightningModule):
         auxiliary: weight of the auxiliary classification losses (AC-GAN; needs a discriminator with
             ``auxiliary=True``): the discriminator's head learns the categories of real samples, the
             generator is pushed to make samples it classifies as asked (0: none).
+        auxiliary_generator: weight of the generator's auxiliary term when it differs from the
+            discriminator's (``None``: ``auxiliary``). A strong pull towards samples the head classifies
+            surely also pulls each category's samples together (the AC-GAN's known loss of
+            diversity, Shu et al. 2017); a weaker one keeps the categories and more of the variety.
         score_average: validations averaged into ``val/fd_mean``.
         reference: the fixed reference embedding (its scores are left out without one).
     """
@@ -105,6 +109,7 @@ class GANSystem(L.LightningModule):
         r1_every: int = 1,
         mode_seeking: float = 0.0,
         auxiliary: float = 0.0,
+        auxiliary_generator: float | None = None,
         score_average: int = 1,
         reference: ReferenceEmbedding | None = None,
     ) -> None:
@@ -122,6 +127,7 @@ class GANSystem(L.LightningModule):
         self.r1_every = r1_every
         self.mode_seeking = mode_seeking
         self.auxiliary = auxiliary
+        self.auxiliary_generator = auxiliary if auxiliary_generator is None else auxiliary_generator
         self.recent_fd: deque[float] = deque(maxlen=score_average)
         # Not a submodule: the reference's weights stay out of this system's checkpoints and optimisers.
         self._reference = [reference] if reference is not None else []
@@ -179,8 +185,8 @@ class GANSystem(L.LightningModule):
         self.toggle_optimizer(opt_g)  # the discriminator's weights take no gradient on this step
         d_fooled = discriminator(self.augment(fake), fake_labels)
         g_loss = self.loss.generator(d_fooled)
-        if self.auxiliary:
-            g_loss = g_loss + self.auxiliary * F.cross_entropy(discriminator.classify(), fake_labels)
+        if self.auxiliary and self.auxiliary_generator:
+            g_loss = g_loss + self.auxiliary_generator * F.cross_entropy(discriminator.classify(), fake_labels)
         if self.mode_seeking:
             g_loss = g_loss + self.mode_seeking * mode_seeking(fake, noise)
         opt_g.zero_grad()
