@@ -33,9 +33,10 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "baseline": ("the design notes' GAN: experiment=gan_baseline", ["experiment=gan_baseline"]),
     "gan": ("the improved recipe: experiment=gan", ["experiment=gan"]),
     "slow_rates": (
-        "experiment=gan with the first rates: generator 2e-4, discriminator 4e-4, Adam betas (0.5, 0.999)",
+        "experiment=gan with its first rates: generator 2e-4, discriminator 4e-4, Adam betas (0.5, 0.999)",
         [*TAKE_BACK, "optimizer.lr=2e-4", "adversarial.d_lr=4e-4", "optimizer.betas=[0.5,0.999]"],
     ),
+    "no_lr_decay": ("experiment=gan with constant rates", [*TAKE_BACK, "adversarial.lr_decay=0"]),
     "bce_one_rate": (
         "experiment=gan with the baseline's BCE loss and one learning rate",
         [*TAKE_BACK, "adversarial.loss._target_=sepkit.gan.losses.NonSaturating", "adversarial.d_lr=null"],
@@ -43,6 +44,10 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "no_auxiliary": (
         "experiment=gan without the auxiliary classifier",
         [*TAKE_BACK, "model.discriminator.auxiliary=false", "adversarial.auxiliary=0"],
+    ),
+    "full_auxiliary_generator": (
+        "experiment=gan with the generator pulled by the auxiliary head as hard as the discriminator learns it",
+        [*TAKE_BACK, "adversarial.auxiliary_generator=1.0"],
     ),
     "no_conditional_norm": (
         "experiment=gan with plain BatchNorm in the generator",

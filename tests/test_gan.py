@@ -437,6 +437,52 @@ def test_the_generator_can_weigh_the_auxiliary_term_apart_from_the_discriminator
     assert losses[None] > losses[0.0] + 0.1
 
 
+def test_the_checkpoint_score_averages_each_categorys_own_distance() -> None:
+    from sepkit.gan.system import intra_fd
+
+    scores = {"a": {"fd": 2.0, "fd_ref": 10.0}, "b": {"fd": 4.0, "fd_ref": 30.0}, "all": {"fd": 1.0, "fd_ref": 5.0}}
+    assert intra_fd(scores, ["a", "b"]) == 20.0  # the reference embedding's, per category, not the pooled 5
+    assert intra_fd({c: {"fd": v["fd"]} for c, v in scores.items()}, ["a", "b"]) == 3.0  # no reference: the run's
+    scores["b"]["fd_ref"] = float("nan")  # too few real windows of b to estimate its covariance
+    assert intra_fd(scores, ["a", "b"]) == 10.0
+    scores["a"]["fd_ref"] = float("nan")
+    assert intra_fd(scores, ["a", "b"]) == 5.0  # none: the pooled distance
+
+
+def test_the_rates_fall_linearly_over_the_last_share_of_the_run() -> None:
+    gan = tiny_gan()
+    system = GANSystem(
+        gan,
+        Classifier(3, channels=(4,), embed_dim=4),
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+        d_lr=2e-3,
+        lr_decay=0.5,
+    )
+    seen: list[tuple[float, float]] = []
+
+    class Rates(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            seen.append(tuple(o.param_groups[0]["lr"] for o in trainer.optimizers))
+
+    audio = torch.randn(8, gan.segment_samples) * 0.1
+    loader = torch.utils.data.DataLoader(list(zip(audio, torch.tensor([0, 1, 2, 0] * 2), strict=True)), batch_size=2)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Rates()],
+    )
+    trainer.fit(system, train_dataloaders=loader)
+    # 4 steps, the last half decaying: full rates for steps 0-2, then half, each rate its own.
+    assert seen == [(1e-3, 2e-3)] * 3 + [(5e-4, 1e-3)]
+    with pytest.raises(SepkitError, match="lr_decay"):
+        GANSystem(gan, Classifier(3, channels=(4,), embed_dim=4), optimizer=torch.optim.Adam, lr_decay=1.5)
+
+
 def test_the_baseline_configuration_still_composes_and_trains(tmp_path: Path, tiny_root: Path, cache_dir: Path) -> None:
     summary = train_in_process(tmp_path, tiny_root, cache_dir, "trainer.max_epochs=1", experiment="gan_baseline")
     assert summary["optimized_metric"] == "val/fd" and summary["epochs"] == 1 and summary["best"]["val/fd"] >= 0

@@ -3,6 +3,7 @@ the scores of each validation."""
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,6 +13,7 @@ import torch
 from torch.nn import functional as F
 
 from sepkit.checkpoint import CHECKPOINT_KEY
+from sepkit.errors import SepkitError
 from sepkit.gan.augment import DiffAugment
 from sepkit.gan.losses import Hinge, NonSaturating, mode_seeking, r1_penalty
 from sepkit.gan.model import ConditionalGAN
@@ -45,12 +47,25 @@ TRAIN_D_REAL = "train/d_real"  # mean D(real) probability
 TRAIN_D_FAKE = "train/d_fake"  # mean D(fake) probability
 TRAIN_R1 = "train/r1"
 VAL_FD = f"val/{FD}"
-# The mean of the last few validations' Fréchet distance: in the reference embedding when it fits
-# the model, else in the run's classifier's; what the improved recipe's best checkpoint follows.
+# The mean of the last few validations' class-conditional Fréchet distance (each category's
+# distance to its own real windows, averaged over categories): in the reference embedding when it
+# fits the model, else in the run's classifier's; what the improved recipe's best checkpoint follows.
 VAL_FD_MEAN = "val/fd_mean"
 SHOWN = (VAL_FD, f"val/{COND_ACC}", f"val/{DIVERSITY}", VAL_FD_MEAN)
 LOGGED = (COND_ACC, FD, DIVERSITY, DIVERSITY_SPEC, FD_FLOOR, REAL_ACC, FD_REF, FD_REF_FLOOR, PRECISION, RECALL)
 LOGGED += (DENSITY, COVERAGE)
+
+
+def intra_fd(scores: dict[str, dict[str, float]], categories: Sequence[str]) -> float:
+    """The mean over categories of each category's Fréchet distance to its own real windows
+    ("intra-FID", Miyato & Koyama 2018), in the reference embedding when it was scored, else in the
+    run classifier's. Unlike the distance over all samples pooled, it grows when a category's
+    samples look like another category's. Categories without a finite distance are left out."""
+    name = FD_REF if FD_REF in scores[categories[0]] else FD
+    # A category with too few real windows to estimate a covariance (a debug run's single batch)
+    # has no distance; with none, the pooled one (NaN too when the generator itself diverged).
+    values = [float(scores[c][name]) for c in categories if math.isfinite(float(scores[c][name]))]
+    return sum(values) / len(values) if values else float(scores[OVERALL][name])
 
 
 def score_key(stage: str, category: str, score: str) -> str:
@@ -91,6 +106,9 @@ class GANSystem(L.LightningModule):
             discriminator's (``None``: ``auxiliary``). A strong pull towards samples the head classifies
             surely also pulls each category's samples together (the AC-GAN's known loss of
             diversity, Shu et al. 2017); a weaker one keeps the categories and more of the variety.
+        lr_decay: share of the training steps, at the end, over which both learning rates fall
+            linearly towards zero (0: constant rates). Fast rates find the categories early; falling
+            ones stop the late drift that otherwise trades variety for sharpness epoch after epoch.
         score_average: validations averaged into ``val/fd_mean``.
         reference: the fixed reference embedding (its scores are left out without one).
     """
@@ -110,6 +128,7 @@ class GANSystem(L.LightningModule):
         mode_seeking: float = 0.0,
         auxiliary: float = 0.0,
         auxiliary_generator: float | None = None,
+        lr_decay: float = 0.0,
         score_average: int = 1,
         reference: ReferenceEmbedding | None = None,
     ) -> None:
@@ -128,6 +147,9 @@ class GANSystem(L.LightningModule):
         self.mode_seeking = mode_seeking
         self.auxiliary = auxiliary
         self.auxiliary_generator = auxiliary if auxiliary_generator is None else auxiliary_generator
+        if not 0.0 <= lr_decay <= 1.0:
+            raise SepkitError(f"adversarial.lr_decay={lr_decay} must be a share of the run, from 0 to 1")
+        self.lr_decay = lr_decay
         self.recent_fd: deque[float] = deque(maxlen=score_average)
         # Not a submodule: the reference's weights stay out of this system's checkpoints and optimisers.
         self._reference = [reference] if reference is not None else []
@@ -194,6 +216,9 @@ class GANSystem(L.LightningModule):
         opt_g.step()
         self.untoggle_optimizer(opt_g)
         self.gan.update_average()
+        if self.lr_decay:
+            for scheduler in self.lr_schedulers():
+                scheduler.step()
 
         n = len(labels)
         self.log(TRAIN_D_LOSS, d_loss.detach(), prog_bar=True, batch_size=n)
@@ -201,12 +226,21 @@ class GANSystem(L.LightningModule):
         self.log(TRAIN_D_REAL, torch.sigmoid(d_real.detach().float()).mean(), batch_size=n)
         self.log(TRAIN_D_FAKE, torch.sigmoid(d_fake.detach().float()).mean(), batch_size=n)
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+    def configure_optimizers(self) -> Any:
         d_lr = {} if self.d_lr is None else {"lr": self.d_lr}
-        return [
+        optimizers = [
             self.optimizer_factory(params=self.gan.generator.parameters()),
             self.optimizer_factory(params=self.gan.discriminator.parameters(), **d_lr),
         ]
+        if not self.lr_decay:
+            return optimizers
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        start = (1.0 - self.lr_decay) * total
+
+        def factor(step: int) -> float:  # 1 until start, then linearly down to 1/(steps left) at the end
+            return 1.0 if step < start else max(0.0, (total - step) / (total - start))
+
+        return optimizers, [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in optimizers]
 
     # ---- scores ------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
@@ -240,7 +274,7 @@ class GANSystem(L.LightningModule):
                     key = score_key("val", category, name)
                     self.log(key, float(values[name]), prog_bar=key in SHOWN)
         if not self.trainer.sanity_checking:
-            self.recent_fd.append(float(scores[OVERALL].get(FD_REF, scores[OVERALL][FD])))
+            self.recent_fd.append(intra_fd(scores, self.categories))
         if self.recent_fd:
             self.log(VAL_FD_MEAN, sum(self.recent_fd) / len(self.recent_fd), prog_bar=True)
 
