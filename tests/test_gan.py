@@ -68,7 +68,7 @@ def tiny_gan(categories=("a", "b", "c"), experiment: str = "gan"):
     return build_gan(OmegaConf.to_container(cfg.model, resolve=True), list(categories))
 
 
-def bare_trainer() -> L.Trainer:
+def bare_trainer(callbacks: list[L.Callback] | None = None) -> L.Trainer:
     """One epoch on the CPU, no validation, logger, checkpoints or progress output."""
     return L.Trainer(
         accelerator="cpu",
@@ -78,6 +78,7 @@ def bare_trainer() -> L.Trainer:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=callbacks,
     )
 
 
@@ -466,16 +467,7 @@ def test_the_rates_fall_linearly_over_the_last_share_of_the_run() -> None:
 
     audio = torch.randn(8, gan.segment_samples) * 0.1
     loader = torch.utils.data.DataLoader(list(zip(audio, torch.tensor([0, 1, 2, 0] * 2), strict=True)), batch_size=2)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Rates()],
-    )
+    trainer = bare_trainer(callbacks=[Rates()])
     trainer.fit(system, train_dataloaders=loader)
     # 4 steps, the last half decaying: full rates for steps 0-2, then half, each rate its own.
     assert seen == [(1e-3, 2e-3)] * 3 + [(5e-4, 1e-3)]
