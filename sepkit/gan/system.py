@@ -237,7 +237,7 @@ class GANSystem(L.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         start = (1.0 - self.lr_decay) * total
 
-        def factor(step: int) -> float:  # 1 until start, then linearly down to 1/(steps left) at the end
+        def factor(step: int) -> float:  # 1 until start, then linearly down; the last step at 1/(decay steps)
             return 1.0 if step < start else max(0.0, (total - step) / (total - start))
 
         return optimizers, [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in optimizers]
