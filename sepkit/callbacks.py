@@ -152,7 +152,7 @@ class MediaLogger(L.Callback):
             for j, target in enumerate(sep.targets):
                 clips[f"{target}/estimate"] = estimates[i, j]
                 clips[f"{target}/reference"] = references[i, j]
-            figure = _mask_figure(spec[i, 0].abs().cpu(), masks[i, 0, 0].cpu(), sep.targets[0])
+            figure = _mask_figure(spec[i, 0].abs().cpu(), masks[i, 0, 0].abs().cpu(), sep.targets[0])
             for logger in loggers:
                 _log_media(logger, f"val_media/{i}", clips, figure, rate, trainer.global_step)
             import matplotlib.pyplot as plt

@@ -73,7 +73,7 @@ def score(separator, segments: FixedSegments, swaps: bool) -> dict[str, dict[str
             full = separator.extend(masks, spec.shape[-2])
             variants = {"model": separator.apply_masks(full, spec)}
             if swaps:
-                ideal = ratio_masks(separator, references)
+                ideal = ratio_masks(separator, references).to(masks.dtype)  # complex for complex masks
                 variants["model + Wiener"] = separator.wiener(full, spec, 1)
                 variants["model below, ideal above"] = separator.apply_masks(
                     torch.cat([masks, ideal[..., seen:, :]], -2), spec

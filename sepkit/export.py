@@ -1,7 +1,8 @@
 """ONNX export of a separator's mask network, and the onnxruntime stage that runs it.
 
 Only the mask estimation goes into the graph: magnitude ``(batch, channels, freq, frames)`` in,
-masks ``(batch, targets, channels, freq, frames)`` out, with the batch and frames axes dynamic.
+masks ``(batch, targets, channels, freq, frames)`` out (complex masks as their real and imaginary
+parts on a last axis of 2), with the batch and frames axes dynamic.
 The STFT, iSTFT, resampling and overlap-add stay in the engine, so the torch and onnxruntime
 backends share everything else. A JSON sidecar beside the ``.onnx`` file carries the separator's
 description (rate, STFT, targets, the model config and training run).
@@ -35,7 +36,8 @@ class MaskStage(nn.Module):
         self.separator = separator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.separator.estimate_masks(x)
+        masks = self.separator.estimate_mask_parts(x)
+        return masks.movedim(0, -1) if self.separator.complex_masks else masks  # (..., 2): real, imaginary
 
 
 def sidecar_path(onnx_path: str | Path) -> Path:
@@ -120,5 +122,8 @@ class OnnxMasks:
             self.description = json.loads(sidecar_path(path).read_text())
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        masks = self.session.run([OUTPUT], {self.input: np.ascontiguousarray(x.detach().cpu().numpy())})[0]
-        return torch.from_numpy(masks).to(x.device)
+        feed = {self.input: np.ascontiguousarray(x.detach().cpu().numpy())}
+        masks = torch.from_numpy(self.session.run([OUTPUT], feed)[0])
+        if masks.ndim == 6:  # complex masks: (..., 2) real and imaginary parts
+            masks = torch.view_as_complex(masks.float().contiguous())
+        return masks.to(x.device)

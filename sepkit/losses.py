@@ -3,13 +3,18 @@
 Every loss takes ``masks (batch, targets, channels, freq, frames)``, the mixture magnitude
 ``(batch, channels, freq, frames)`` and the target magnitudes ``(batch, targets, channels, freq, frames)``,
 restricted to the bins the network sees, and optionally ``weight (batch, 1, 1, 1, frames)``: 1 on
-real frames, 0 on the padding of clips shorter than a segment, which the mean leaves out.
+real frames, 0 on the padding of clips shorter than a segment, which the mean leaves out. For
+complex masks the mixture and targets are complex spectrograms
+(:meth:`sepkit.separator.Separator.loss_spectrogram`) and the spectrogram losses compare complex
+values (the error's modulus), so the phase is learnt too.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from sepkit.errors import SepkitError
 
 
 def weighted_mean(error: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -20,6 +25,11 @@ def weighted_mean(error: torch.Tensor, weight: torch.Tensor | None) -> torch.Ten
     return (error * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def squared(error: torch.Tensor) -> torch.Tensor:
+    """``|error|²`` of a real or complex tensor."""
+    return torch.view_as_real(error).square().sum(-1) if error.is_complex() else error.square()
+
+
 class SpectrogramL1(nn.Module):
     """L1(mask ⊙ X, Y) of Jansson et al. 2017, with X and Y scaled by the mixture's peak so the loss
     does not depend on the level of the example."""
@@ -27,7 +37,7 @@ class SpectrogramL1(nn.Module):
     def forward(
         self, masks: torch.Tensor, mix: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
     ) -> torch.Tensor:
-        scale = mix.amax(dim=(-3, -2, -1), keepdim=True).clamp_min(1e-8)
+        scale = mix.abs().amax(dim=(-3, -2, -1), keepdim=True).clamp_min(1e-8)
         return weighted_mean(torch.abs(masks * (mix / scale).unsqueeze(1) - targets / scale.unsqueeze(1)), weight)
 
 
@@ -37,6 +47,10 @@ class MaskL1(nn.Module):
     def forward(
         self, masks: torch.Tensor, mix: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
     ) -> torch.Tensor:
+        if masks.is_complex():
+            raise SepkitError(
+                "loss=mask_l1 compares magnitude masks; for model.net.mask=complex use spec_mse or spec_l1"
+            )
         ideal = (targets / mix.unsqueeze(1).clamp_min(1e-8)).clamp(0.0, 1.0)
         return weighted_mean(torch.abs(masks - ideal), weight)
 
@@ -47,7 +61,7 @@ class SpectrogramMSE(nn.Module):
     def forward(
         self, masks: torch.Tensor, mix: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return weighted_mean(torch.square(masks * mix.unsqueeze(1) - targets), weight)
+        return weighted_mean(squared(masks * mix.unsqueeze(1) - targets), weight)
 
 
 def soft_snr_loss(

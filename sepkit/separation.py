@@ -194,7 +194,7 @@ def plot_file(
     audio = resample(audio.mean(0, keepdim=True), rate, sep.sample_rate).expand(sep.audio_channels, -1)
     with torch.no_grad():
         spec = sep.encode(audio.unsqueeze(0).to(engine.device))
-        masks = sep.estimate_masks(sep.mask_input(spec))[0, 0, 0].cpu()
+        masks = sep.estimate_masks(sep.mask_input(spec))[0, 0, 0].abs().cpu()  # a complex mask's modulus
     mag = spec.abs()[0, 0].cpu()
     panels = [
         ("mixture (dB)", 20 * torch.log10(mag + 1e-6)),

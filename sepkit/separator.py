@@ -5,7 +5,8 @@
          └─▶ STFT at R (same frame duration and Hz per bin) ◀── masks placed on its grid, extended
              ▶ × masks (or multichannel Wiener) ▶ iSTFT at R         up to R/2 (sepkit.fullband)
 
-(* or the real and imaginary parts, for a network with ``complex_input``: :meth:`Separator.mask_input`.)
+(* or the real and imaginary parts, for a network with ``complex_input``: :meth:`Separator.mask_input`;
+masks are complex for a network with ``complex_mask``, and every stage takes them as they are.)
 The network sees its low band at its own resolution; the stems come out at the song's rate with
 every bin up to its Nyquist (:meth:`Separator.separate_at`), and add up to the song when the targets
 cover the mixture. At the model's own rate the two STFTs are one (:meth:`Separator.forward`, what
@@ -115,6 +116,10 @@ class Separator(nn.Module):
         self.name = name
         self.stft, self.istft = make_stft_pair(n_fft, hop_length)
         self.net = net(n_targets=len(self.targets), audio_channels=audio_channels)
+        if mask_extension == "learned" and self.complex_masks:
+            raise SepkitError(
+                "model.mask_extension=learned extends magnitude masks; with model.net.mask=complex use edge or mean"
+            )
         self.extender = (
             LearnedExtension(len(self.targets), (max_bins + 0.5) * sample_rate / n_fft)
             if mask_extension == "learned"
@@ -126,6 +131,16 @@ class Separator(nn.Module):
         # source takes what the targets leave out.
         self.covers_mixture = default_covers_mixture(self.targets)
         self._stft_at: dict[tuple[int, str], tuple[STFT, ISTFT]] = {}
+
+    @property
+    def complex_masks(self) -> bool:
+        """Whether the network's masks are complex (they turn each bin's phase as well as scale it)."""
+        return bool(getattr(self.net, "complex_mask", False))
+
+    def loss_spectrogram(self, spec: torch.Tensor) -> torch.Tensor:
+        """What the training losses compare masked mixtures and targets on: magnitudes, or for
+        complex masks the complex spectrograms themselves (so the phase is learnt too)."""
+        return spec if self.complex_masks else spec.abs()
 
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """``(batch, channels, time)`` waveform to complex ``(batch, channels, freq, frames)``."""
@@ -142,7 +157,20 @@ class Separator(nn.Module):
     def estimate_masks(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`mask_input` ``(batch, channels', freq, frames)`` to masks ``(batch, targets, channels,
         freq, frames)``."""
+        if self.complex_masks:
+            real, imag = self.estimate_mask_parts(x)
+            return torch.complex(real, imag)
         return self.extend(self.net(x[..., : self.max_bins, :]), x.shape[-2])
+
+    def estimate_mask_parts(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`estimate_masks` as a real tensor (no complex one on the way: what ONNX exports): the
+        masks, or complex masks' real and imaginary parts ``(2, batch, targets, channels, freq, frames)``,
+        each extended by the rule (``one`` passes the band above as 1 + 0j)."""
+        if not self.complex_masks:
+            return self.estimate_masks(x)
+        real, imag = self.net.mask_parts(x[..., : self.max_bins, :])
+        rule = "zero" if self.mask_extension == "one" else self.mask_extension
+        return torch.stack([self.extend(real, x.shape[-2]), extend_masks(imag, x.shape[-2], rule)])
 
     def extension(self, covered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The masks of the band above the covered bins ``(..., covered_bins, frames)``: ``(..., knots,
@@ -171,7 +199,7 @@ class Separator(nn.Module):
         complex ``(batch, targets, channels, freq, frames)`` estimates, like :meth:`apply_masks`."""
         from openunmix.filtering import wiener
 
-        magnitudes = masks * spec.abs().unsqueeze(1)
+        magnitudes = masks.abs() * spec.abs().unsqueeze(1)  # a complex mask's modulus
         out = []
         for mags, mix in zip(magnitudes, spec, strict=True):
             targets = mags.permute(3, 2, 1, 0).double()  # (frames, freq, channels, targets)
@@ -221,10 +249,14 @@ class Separator(nn.Module):
 
     def share_mixture(self, masks: torch.Tensor) -> torch.Tensor:
         """When the targets cover the mixture, masks scaled to sum to one in every bin (so the
-        stems add up to the input; a bin no target claims is shared equally); else unchanged."""
+        stems add up to the input; a bin no target claims is shared equally); else unchanged.
+        Complex masks, whose sum may pass near zero, get what their sum misses of one in equal
+        shares instead (the nearest masks that sum to one)."""
         if not self.covers_mixture:
             return masks
         total = masks.sum(1, keepdim=True)
+        if masks.is_complex():
+            return masks + (1.0 - total) / masks.shape[1]
         return torch.where(total > 1e-8, masks / total.clamp_min(1e-8), 1.0 / masks.shape[1])
 
     def separate_at(

@@ -77,7 +77,7 @@ class SeparationSystem(L.LightningModule):
             mix_spec, target_spec = self.spec_augment(mix_spec, target_spec)
         masks = sep.estimate_masks(sep.mask_input(mix_spec))  # the separator's own stage: an override is what trains
         weight = self._frame_weight(lengths, mixture.shape[-1], masks.shape[-1], sep.hop_length)
-        loss = self.loss(masks, mix_spec.abs(), target_spec.abs(), weight)
+        loss = self.loss(masks, sep.loss_spectrogram(mix_spec), sep.loss_spectrogram(target_spec), weight)
         if isinstance(self.loss, WithWaveformSNR) and self.loss.weight:
             # the waveforms inference would give: every bin masked, the mixture's phase, overlap-add
             full = sep.extend(masks[..., : sep.max_bins, :], spec.shape[-2])
@@ -99,7 +99,7 @@ class SeparationSystem(L.LightningModule):
         spec = encode(mixture)
         full = sep.masks_at_rate(masks, self.sample_rate, spec.shape[-1], share=True)
         weight = self._frame_weight(lengths, mixture.shape[-1], spec.shape[-1], encode.hop_length)
-        loss = self.loss(full, spec.abs(), encode(targets).abs(), weight)
+        loss = self.loss(full, sep.loss_spectrogram(spec), sep.loss_spectrogram(encode(targets)), weight)
         if isinstance(self.loss, WithWaveformSNR) and self.loss.weight:
             estimates = decode(sep.apply_masks(full, spec), mixture.shape[-1])
             if lengths is not None:

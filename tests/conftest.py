@@ -54,6 +54,14 @@ NARROW = {
         *("model.n_fft=1024", "model.hop_length=256", "model.max_bins=512"),  # smaller images
     ]
 }
+# Variants of a zoo model that change what its masks are, tested beside the zoo: name -> (model, overrides)
+MASK_VARIANTS = {"tfc_tdf:complex": ("tfc_tdf", ["model.net.mask=complex"])}
+
+
+def model_overrides(name: str) -> list[str]:
+    """Hydra overrides that build zoo model (or mask variant) ``name`` at the tests' size."""
+    model, extra = MASK_VARIANTS.get(name, (name, []))
+    return [f"model={model}", *NARROW.get(model, []), *extra]
 
 
 def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:

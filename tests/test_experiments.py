@@ -12,7 +12,7 @@ from omegaconf import open_dict
 
 from sepkit.commands import config_options
 from sepkit.training import train
-from tests.conftest import NARROW, ROOT, TINY_RUN, run_entry, tiny_train_args
+from tests.conftest import MASK_VARIANTS, ROOT, TINY_RUN, model_overrides, run_entry, tiny_train_args
 
 TINY_MEDIA = ["callbacks.media.every_n_epochs=1", "callbacks.media.n_examples=1"]
 
@@ -108,14 +108,14 @@ def test_bf16_mixed_on_cpu(tmp_path, tiny_root, cache_dir) -> None:
         assert math.isfinite(summary["best"][key]), key
 
 
-@pytest.mark.parametrize("model", config_options("model"))
+@pytest.mark.parametrize("model", [*config_options("model"), *MASK_VARIANTS])
 def test_debug_fdr_runs_with_each_model(model, tmp_path, tiny_root, cache_dir) -> None:
-    overrides = [o for o in TINY_RUN if not o.startswith("model.net")] + NARROW.get(model, [])
+    overrides = [o for o in TINY_RUN if not o.startswith("model.net")]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(
             "train",
             overrides=[
-                f"model={model}",
+                *model_overrides(model),
                 "debug=fdr",
                 f"paths.root_dir={tmp_path}",
                 f"paths.cache_dir={cache_dir}",

@@ -15,21 +15,24 @@ from sepkit.commands import config_options
 from sepkit.errors import SepkitError
 from sepkit.inference import SeparationEngine
 from sepkit.separator import build_separator
-from tests.conftest import NARROW, ROOT, run_entry
+from tests.conftest import MASK_VARIANTS, ROOT, model_overrides, run_entry
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
-# Every separator in conf/model/. make test keeps the complex-input network's round trip and the refusal
-# (openunmix); the magnitude U-Nets' (about 12 s of export each) run in make test-slow, and one of them
-# (the tiny unet_paper checkpoint) goes through separate.py export=onnx + onnxruntime below in make test.
-FAST = {"tfc_tdf", "openunmix"}
-VARIANTS = [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in config_options("model")]
+# Every separator in conf/model/ and the complex-mask TFC-TDF. make test keeps the complex-input
+# networks' round trips and the refusal (openunmix); the magnitude U-Nets' (about 12 s of export
+# each) run in make test-slow, and one of them (the tiny unet_paper checkpoint) goes through
+# separate.py export=onnx + onnxruntime below in make test.
+FAST = {"tfc_tdf", "openunmix", *MASK_VARIANTS}
+VARIANTS = [
+    pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in [*config_options("model"), *MASK_VARIANTS]
+]
 TOLERANCE = 1e-4
 
 
 def variant(name: str):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}", *NARROW.get(name, [])])
+        cfg = compose("train", overrides=model_overrides(name))
     torch.manual_seed(0)
     separator = build_separator(OmegaConf.to_container(cfg.model, resolve=True), ["vocals", "accompaniment"])
     for module in separator.modules():  # non-trivial BatchNorm statistics, as after training

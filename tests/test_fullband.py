@@ -14,16 +14,16 @@ from sepkit.fullband import LearnedExtension, interpolate, knot_positions, masks
 from sepkit.inference import SeparationEngine
 from sepkit.separation import stream_file
 from sepkit.separator import build_separator
-from tests.conftest import NARROW, ROOT
+from tests.conftest import MASK_VARIANTS, ROOT, model_overrides
 from tests.test_inference import identity_separator, small_separator
 
-ZOO = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+ZOO = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml")) + list(MASK_VARIANTS)
 RATES = [22050, 44100, 48000]
 
 
 def zoo_separator(name: str):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}", *NARROW.get(name, [])])
+        cfg = compose("train", overrides=model_overrides(name))
     torch.manual_seed(0)
     return build_separator(OmegaConf.to_container(cfg.model, resolve=True), ["vocals", "accompaniment"]).eval()
 

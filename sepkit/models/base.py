@@ -1,7 +1,8 @@
 """The interface every mask network implements, and the U-Net wiring they share.
 
 A mask network maps a mixture magnitude ``(batch, channels, freq, frames)`` to non-negative masks
-``(batch, targets, channels, freq, frames)``, in [0, 1] with the default sigmoid head. The base
+``(batch, targets, channels, freq, frames)``, in [0, 1] with the default sigmoid head, or, for a
+network with ``complex_mask``, to complex masks that also turn each bin's phase. The base
 class takes care of what all variants have in common: input normalisation, folding stereo channels
 into the batch for mono networks, padding freq × frames up to the network's multiple and cropping
 back, and splitting the output into targets × channels. A variant only supplies :meth:`MaskNet.body`.
@@ -53,6 +54,9 @@ class MaskNet(nn.Module):
     onnx_unsupported: str | None = None
     # True: fed the real and imaginary parts of the STFT as channels (Separator.mask_input), not magnitudes
     complex_input = False
+    # True: body returns the masks' real parts, then their imaginary parts, as twice out_channels
+    # channels; forward makes complex masks of them (a complex ratio mask, Williamson et al. 2016)
+    complex_mask = False
 
     def __init__(
         self,
@@ -120,7 +124,8 @@ class MaskNet(nn.Module):
         return (self.input_features(mag) + self.input_shift[:, None]) * self.input_scale[:, None]
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``(batch', in_channels, freq, frames)`` to masks ``(batch', out_channels, freq, frames)``."""
+        """Map ``(batch', in_channels, freq, frames)`` to masks ``(batch', out_channels, freq, frames)``
+        (``2 * out_channels`` with ``complex_mask``: the real parts, then the imaginary parts)."""
         raise NotImplementedError
 
     def forward(self, mag: torch.Tensor) -> torch.Tensor:
@@ -131,8 +136,16 @@ class MaskNet(nn.Module):
                 parts, then the imaginary parts, ``(batch, 2 * channels, freq, frames)``).
 
         Returns:
-            Non-negative masks ``(batch, targets, channels, freq, frames)`` (in [0, 1] with a sigmoid head).
+            Non-negative masks ``(batch, targets, channels, freq, frames)`` (in [0, 1] with a sigmoid head),
+            complex with ``complex_mask``.
         """
+        masks = self.mask_parts(mag)
+        return torch.complex(masks[0], masks[1]) if self.complex_mask else masks
+
+    def mask_parts(self, mag: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward`'s masks as a real tensor: the same, or with ``complex_mask`` their real and
+        imaginary parts stacked first, ``(2, batch, targets, channels, freq, frames)`` (what an ONNX
+        graph can carry)."""
         batch, channels, n_freq, n_frames = mag.shape
         if self.complex_input:
             channels //= 2
@@ -147,10 +160,14 @@ class MaskNet(nn.Module):
         if self.channels_last and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
             x = x.contiguous(memory_format=torch.channels_last)
         masks = self.body(x)[..., :n_freq, :n_frames]
+        lead: tuple[int, ...] = ()
+        if self.complex_mask:  # (batch', 2 * out, ...) to (2, batch', out, ...)
+            masks = masks.float().unflatten(1, (2, -1)).transpose(0, 1)
+            lead = (2,)
         if self.fold_channels:
-            masks = masks.reshape(batch, channels, self.n_targets, n_freq, n_frames).transpose(1, 2)
+            masks = masks.reshape(*lead, batch, channels, self.n_targets, n_freq, n_frames).transpose(-3, -4)
         else:
-            masks = masks.reshape(batch, self.n_targets, channels, n_freq, n_frames)
+            masks = masks.reshape(*lead, batch, self.n_targets, channels, n_freq, n_frames)
         return masks
 
 

@@ -14,8 +14,11 @@ DTTNet build on; written here from those descriptions.
   around it all.
 - **U-Net**: ``levels`` strided 2×2 convs halve frequency and time, each adding ``growth`` channels;
   transposed convs come back up, concatenating the encoder's output of the same level.
-- **Output**: a sigmoid mask per target and audio channel on the magnitude (the masks go through
-  the same stages as every model's: full band at the song's rate, Wiener, ONNX).
+- **Output** (``mask``): ``magnitude``, a mask per target and audio channel on the magnitude (sigmoid
+  by default), the mixture's phase kept; or ``complex``, a complex ratio mask (its real and
+  imaginary parts from a linear head, unbounded) that also corrects the phase, as the published
+  TFC-TDF models estimate the complex spectrogram. Either goes through the same stages as every
+  model's masks: full band at the song's rate, Wiener (on the complex mask's modulus), ONNX.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from torch import nn
 
 from sepkit.errors import SepkitError
 from sepkit.models.base import UNet, build_mask_activation
+
+MASKS = ("magnitude", "complex")
 
 
 class TDF(nn.Module):
@@ -102,7 +107,10 @@ class TFCTDFNet(UNet):
         growth: channels added per level.
         levels: downsampling levels (frequency and frames are padded to a multiple of ``2 ** levels``).
         bottleneck: the TDF layers' reduction of the frequency axis.
-        mask_activation: ``sigmoid`` (masks in [0, 1]), ``relu`` or ``softplus``.
+        mask_activation: ``sigmoid`` (masks in [0, 1]), ``relu`` or ``softplus``; for magnitude masks.
+        mask: ``magnitude`` (real masks through ``mask_activation``) or ``complex`` (complex masks,
+            linear: train them with a loss on complex spectrograms, which every spectrogram loss
+            here becomes for them).
     """
 
     complex_input = True
@@ -117,8 +125,12 @@ class TFCTDFNet(UNet):
         levels: int = 4,
         bottleneck: int = 8,
         mask_activation: str = "sigmoid",
+        mask: str = "magnitude",
     ) -> None:
         super().__init__(n_targets, audio_channels, False, multiple=2**levels)
+        if mask not in MASKS:
+            raise SepkitError(f"model.net.mask={mask!r} must be one of {', '.join(MASKS)}")
+        self.complex_mask = mask == "complex"
         if min(channels, growth, levels, bottleneck) < 1 or n_freq < 2**levels:
             raise SepkitError(
                 f"model.net: channels={channels}, growth={growth}, levels={levels} and bottleneck={bottleneck} "
@@ -138,12 +150,12 @@ class TFCTDFNet(UNet):
         self.decoder = nn.ModuleList(
             Up(widths[i + 1], widths[i], n_freq >> i, bottleneck) for i in reversed(range(levels))
         )
-        self.head = nn.Sequential(
-            nn.BatchNorm2d(widths[0]),
-            nn.GELU(),
-            nn.Conv2d(widths[0], self.out_channels, 1),
-            build_mask_activation(mask_activation),
-        )
+        head = [nn.BatchNorm2d(widths[0]), nn.GELU()]
+        if self.complex_mask:  # real parts, then imaginary parts (MaskNet.forward pairs them)
+            head.append(nn.Conv2d(widths[0], 2 * self.out_channels, 1))
+        else:
+            head += [nn.Conv2d(widths[0], self.out_channels, 1), build_mask_activation(mask_activation)]
+        self.head = nn.Sequential(*head)
 
     @property
     def in_channels(self) -> int:
