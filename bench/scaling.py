@@ -14,6 +14,8 @@ log scale. ::
     python -m bench.scaling --data outputs/mir1k --minutes 30 90 --entries stereo_cpu tfc_tdf_cpu
     python -m bench.scaling --minutes 90 --entries tfc_tdf_cpu openunmix --set openunmix:model.audio_channels=1
     python -m bench.scaling --report        # only rewrite the results from the points so far
+    python -m bench.scaling --minutes 10 --entries tfc_tdf_cpu tfc_tdf_cpu_complex \
+        --out outputs/bench/scaling_complex --name scaling_complex   # a screen, kept apart
     python -m bench.scaling --adopt outputs/bench/quality_pair   # a bench.quality --jobs 2 --threads 1 pair
 
 ``--data`` is a ``stereo_split`` folder with ``train/``, ``valid/`` and ``test/`` (MIR-1K split by
@@ -116,8 +118,8 @@ def label(point: dict) -> str:
     return " ".join([point["entry"], *point.get("overrides", [])])
 
 
-def report(points: list[dict], command: str) -> Path:
-    """Rewrite docs/results/scaling.{json,md,png} from all points."""
+def report(points: list[dict], command: str, name: str = "scaling") -> Path:
+    """Rewrite docs/results/<name>.{json,md,png} from all points."""
     rows = sorted(points, key=lambda p: (p["minutes"], p["entry"]))
     what = (
         "Vocals SI-SDR median (dB) of each recipe's best checkpoint on the MIR-1K test singers (Ani, bobon, "
@@ -126,7 +128,7 @@ def report(points: list[dict], command: str) -> Path:
         "The points were made by: " + "; ".join(f"`{c}`" for c in sorted({p.get("made_by", "?") for p in rows}))
     )
     columns = ["minutes", "entry", "vocals", "accompaniment", "mixture", "steps", "pair", "clips"]
-    path = write_results("scaling", "Quality against training budget (bench.scaling)", what, rows, columns, command)
+    path = write_results(name, "Quality against training budget (bench.scaling)", what, rows, columns, command)
     try:
         import matplotlib
         import matplotlib.ticker
@@ -148,9 +150,9 @@ def report(points: list[dict], command: str) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "scaling.png", dpi=120)
+    fig.savefig(RESULTS / f"{name}.png", dpi=120)
     with path.open("a") as md:
-        md.write("\n![vocals SI-SDR against training minutes](scaling.png)\n")
+        md.write(f"\n![vocals SI-SDR against training minutes]({name}.png)\n")
     return path
 
 
@@ -169,6 +171,9 @@ def main() -> None:
         help="a config override for one entry, e.g. openunmix:model.audio_channels=1 (repeatable)",
     )
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "scaling"))
+    parser.add_argument(
+        "--name", default="scaling", help="results file docs/results/NAME.*; another (with --out) keeps a screen apart"
+    )
     parser.add_argument("--report", action="store_true", help="only rewrite the results from the points so far")
     parser.add_argument("--adopt", type=Path, nargs="*", default=[], help="bench.quality pair runs to take as points")
     opts = parser.parse_args()
@@ -188,7 +193,7 @@ def main() -> None:
                 pair = opts.entries[i : i + 2]
                 points = merge(points, run_pair(pair, minutes, opts))
                 store.write_text(json.dumps(points, indent=2))
-    print(report(points, "python -m bench.scaling " + " ".join(sys.argv[1:])))
+    print(report(points, "python -m bench.scaling " + " ".join(sys.argv[1:]), opts.name))
 
 
 if __name__ == "__main__":

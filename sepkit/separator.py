@@ -40,7 +40,9 @@ def extend_masks(masks: torch.Tensor, n_freq: int, rule: str) -> torch.Tensor:
         rule: ``edge`` repeats the highest covered bin's mask, ``mean`` uses the mean mask over
             the covered bins of each frame (Spleeter's "average"), ``zero`` removes the upper band,
             ``one`` passes it through unchanged. (``learned`` is the separator's own:
-            :class:`sepkit.fullband.LearnedExtension`, through :meth:`Separator.extend`.)
+            :class:`sepkit.fullband.LearnedExtension`, through :meth:`Separator.extend`.) Complex
+            masks extend by their modulus: the band above gets real masks (no phase turn is known
+            there).
 
     Returns:
         ``(..., n_freq, frames)`` masks.
@@ -48,17 +50,19 @@ def extend_masks(masks: torch.Tensor, n_freq: int, rule: str) -> torch.Tensor:
     missing = n_freq - masks.shape[-2]
     if missing <= 0:
         return masks
+    source = masks.abs() if masks.is_complex() else masks
     if rule == "edge":
-        fill = masks[..., -1:, :]
+        fill = source[..., -1:, :]
     elif rule == "mean":
-        fill = masks.mean(dim=-2, keepdim=True)
+        fill = source.mean(dim=-2, keepdim=True)
     elif rule == "zero":
-        fill = torch.zeros_like(masks[..., -1:, :])
+        fill = torch.zeros_like(source[..., -1:, :])
     elif rule == "one":
-        fill = torch.ones_like(masks[..., -1:, :])
+        fill = torch.ones_like(source[..., -1:, :])
     else:
         raise ValueError(f"mask_extension must be one of {MASK_EXTENSIONS[:4]} here, got {rule!r}")
-    return torch.cat([masks, fill.expand(*masks.shape[:-2], missing, masks.shape[-1])], dim=-2)
+    fill = fill.to(masks.dtype).expand(*masks.shape[:-2], missing, masks.shape[-1])
+    return torch.cat([masks, fill], dim=-2)
 
 
 def default_covers_mixture(targets: Sequence[str]) -> bool:
@@ -165,12 +169,13 @@ class Separator(nn.Module):
     def estimate_mask_parts(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`estimate_masks` as a real tensor (no complex one on the way: what ONNX exports): the
         masks, or complex masks' real and imaginary parts ``(2, batch, targets, channels, freq, frames)``,
-        each extended by the rule (``one`` passes the band above as 1 + 0j)."""
+        the band above real, by the rule on the modulus (as :func:`extend_masks`)."""
         if not self.complex_masks:
             return self.estimate_masks(x)
         real, imag = self.net.mask_parts(x[..., : self.max_bins, :])
-        rule = "zero" if self.mask_extension == "one" else self.mask_extension
-        return torch.stack([self.extend(real, x.shape[-2]), extend_masks(imag, x.shape[-2], rule)])
+        modulus = (real.square() + imag.square()).sqrt()
+        above = extend_masks(modulus, x.shape[-2], self.mask_extension)[..., real.shape[-2] :, :]
+        return torch.stack([torch.cat([real, above], -2), extend_masks(imag, x.shape[-2], "zero")])
 
     def extension(self, covered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The masks of the band above the covered bins ``(..., covered_bins, frames)``: ``(..., knots,
