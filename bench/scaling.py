@@ -14,8 +14,8 @@ log scale. ::
     python -m bench.scaling --data outputs/mir1k --minutes 30 90 --entries stereo_cpu tfc_tdf_cpu
     python -m bench.scaling --minutes 90 --entries tfc_tdf_cpu openunmix --set openunmix:model.audio_channels=1
     python -m bench.scaling --report        # only rewrite the results from the points so far
-    python -m bench.scaling --minutes 10 --entries tfc_tdf_cpu tfc_tdf_cpu_complex \
-        --out outputs/bench/scaling_complex --name scaling_complex   # a screen, kept apart
+    python -m bench.scaling --minutes 10 --entries tfc_tdf_cpu tfc_tdf_cpu_complex --name scaling_complex
+                                            # a screen kept apart: outputs/bench/NAME, docs/results/NAME.*
     python -m bench.scaling --adopt outputs/bench/quality_pair   # a bench.quality --jobs 2 --threads 1 pair
 
 ``--data`` is a ``stereo_split`` folder with ``train/``, ``valid/`` and ``test/`` (MIR-1K split by
@@ -170,7 +170,7 @@ def main() -> None:
         default=[],
         help="a config override for one entry, e.g. openunmix:model.audio_channels=1 (repeatable)",
     )
-    parser.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "scaling"))
+    parser.add_argument("--out", default=None, help="folder of the points (default outputs/bench/NAME)")
     parser.add_argument(
         "--name", default="scaling", help="results file docs/results/NAME.*; another (with --out) keeps a screen apart"
     )
@@ -181,6 +181,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"error: unknown entries {unknown}; choose from {', '.join(ENTRIES)}")
     opts.sets = parse_sets(opts.sets, opts.entries)
+    opts.out = opts.out or str(ROOT / "outputs" / "bench" / opts.name)
     store = Path(opts.out) / "points.json"
     points = json.loads(store.read_text()) if store.is_file() else []
     for folder in opts.adopt:

@@ -239,7 +239,9 @@ class SeparationEngine:
         if not path.is_file():
             raise SepkitError(f"{path} does not exist: write it first with separate.py ckpt={ckpt} export=onnx")
         masks = OnnxMasks(path, threads=torch.get_num_threads())
-        exported = {k: masks.description.get(k) for k in ("targets", "sample_rate", "stft", "max_bins")}
+        keys = ["targets", "sample_rate", "stft", "max_bins"]
+        keys += ["complex_masks"] if "complex_masks" in masks.description else []  # exports since complex masks
+        exported = {k: masks.description.get(k) for k in keys}
         ours = {k: separator.describe()[k] for k in exported}
         if masks.description and exported != ours:
             raise SepkitError(f"{path} was exported from another model ({exported}) than the checkpoint ({ours})")

@@ -32,7 +32,7 @@ def squared(error: torch.Tensor) -> torch.Tensor:
 
 class SpectrogramL1(nn.Module):
     """L1(mask ⊙ X, Y) of Jansson et al. 2017, with X and Y scaled by the mixture's peak so the loss
-    does not depend on the level of the example."""
+    does not depend on the level of the example (magnitudes, or complex values: the error's modulus)."""
 
     def forward(
         self, masks: torch.Tensor, mix: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
@@ -56,7 +56,8 @@ class MaskL1(nn.Module):
 
 
 class SpectrogramMSE(nn.Module):
-    """Mean squared error of ``mask ⊙ X`` against ``Y`` on raw magnitudes (Open-Unmix's loss)."""
+    """Mean squared error of ``mask ⊙ X`` against ``Y`` on raw magnitudes (Open-Unmix's loss), or on
+    complex values (``|mask ⊙ X - Y|²``)."""
 
     def forward(
         self, masks: torch.Tensor, mix: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None

@@ -41,8 +41,8 @@ def extend_masks(masks: torch.Tensor, n_freq: int, rule: str) -> torch.Tensor:
             the covered bins of each frame (Spleeter's "average"), ``zero`` removes the upper band,
             ``one`` passes it through unchanged. (``learned`` is the separator's own:
             :class:`sepkit.fullband.LearnedExtension`, through :meth:`Separator.extend`.) Complex
-            masks extend by their modulus: the band above gets real masks (no phase turn is known
-            there).
+            masks extend by their modulus, at most 1: the band above gets real masks (no phase
+            turn is known there) that pass at most the mixture.
 
     Returns:
         ``(..., n_freq, frames)`` masks.
@@ -50,7 +50,7 @@ def extend_masks(masks: torch.Tensor, n_freq: int, rule: str) -> torch.Tensor:
     missing = n_freq - masks.shape[-2]
     if missing <= 0:
         return masks
-    source = masks.abs() if masks.is_complex() else masks
+    source = masks.abs().clamp(max=1.0) if masks.is_complex() else masks
     if rule == "edge":
         fill = source[..., -1:, :]
     elif rule == "mean":
@@ -173,8 +173,10 @@ class Separator(nn.Module):
         if not self.complex_masks:
             return self.estimate_masks(x)
         real, imag = self.net.mask_parts(x[..., : self.max_bins, :])
-        modulus = (real.square() + imag.square()).sqrt()
-        above = extend_masks(modulus, x.shape[-2], self.mask_extension)[..., real.shape[-2] :, :]
+        if x.shape[-2] <= real.shape[-2]:  # every bin seen: nothing to extend
+            return torch.stack([real, imag])
+        modulus = (real.square() + imag.square()).clamp_min(1e-12).sqrt().clamp(max=1.0)  # as extend_masks
+        above = self.extend(modulus, x.shape[-2])[..., real.shape[-2] :, :]
         return torch.stack([torch.cat([real, above], -2), extend_masks(imag, x.shape[-2], "zero")])
 
     def extension(self, covered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -357,6 +359,7 @@ class Separator(nn.Module):
             "patch_frames": self.patch_frames,
             "name": self.name,
             "covers_mixture": self.covers_mixture,
+            "complex_masks": self.complex_masks,
         }
 
 

@@ -14,7 +14,8 @@ from torchmetrics import MeanMetric
 
 from sepkit.audio import resample
 from sepkit.checkpoint import CHECKPOINT_KEY
-from sepkit.losses import WithWaveformSNR
+from sepkit.errors import SepkitError
+from sepkit.losses import MaskL1, WithWaveformSNR
 from sepkit.metrics import SI_SDR, SI_SDRI, TRAIN_LOSS, VAL_LOSS, VAL_SI_SDR, metric_key, si_sdr
 from sepkit.separator import Separator
 
@@ -31,7 +32,8 @@ class SeparationSystem(L.LightningModule):
 
     Args:
         separator: the model.
-        loss: spectrogram loss ``loss(masks, mix_mag, target_mags)``.
+        loss: spectrogram loss ``loss(masks, mix, targets)`` on magnitudes (complex spectrograms for
+            complex masks: :meth:`Separator.loss_spectrogram`).
         optimizer: partial optimiser, called with the parameters.
         scheduler: None or ``{"scheduler": partial, "monitor": key, "interval": "epoch"|"step"}``.
         spec_augment: training-only spectrogram augmentation ``(mix, targets) -> (mix, targets)``.
@@ -48,6 +50,8 @@ class SeparationSystem(L.LightningModule):
         sample_rate: int | None = None,
     ) -> None:
         super().__init__()
+        if separator.complex_masks and isinstance(getattr(loss, "spectral", loss), MaskL1):
+            raise SepkitError("loss=mask_l1 compares magnitude masks; with model.net.mask=complex use spec_mse")
         self.separator = separator
         self.loss = loss
         self.optimizer_factory = optimizer

@@ -77,3 +77,26 @@ def test_manifold_scores_on_real_against_real_collapsed_and_noise() -> None:
     assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
     collapsed = manifold_scores(real, 0.01 * torch.randn(300, 8, generator=gen))  # all at the centre
     assert collapsed["precision"] > 0.9 and collapsed["recall"] < 0.1 and collapsed["coverage"] < 0.2
+
+
+def test_the_reference_classifier_judges_the_category_asked_for() -> None:
+    """cond_acc_ref: the share of samples the frozen reference classifier puts in the category they were
+    asked for (a judge that is the same for every run, unlike the run's own classifier)."""
+    reference = load_reference(model_config())
+    classifier = Classifier(4, channels=(4,), embed_dim=4).eval()
+    spec = torch.rand(16, 1, 128, 512, generator=torch.Generator().manual_seed(1))
+    predicted = reference.classifier(spec).argmax(1)
+    asked = torch.arange(16) % 4
+    generated = embed(classifier, spec, asked, reference)
+    assert torch.equal(generated.reference_predicted, predicted)
+    real = embed(classifier, spec, predicted, reference)  # labelled as the judge sees them
+    scores = generated_scores(generated, real, real, "abcd")
+    assert scores["all"]["cond_acc_ref"] == pytest.approx(float((predicted == asked).float().mean()))
+    for label, name in enumerate("abcd"):
+        mine = asked == label
+        assert scores[name]["cond_acc_ref"] == pytest.approx(float((predicted[mine] == label).float().mean()))
+    assert real_scores(real, real, "abcd")["all"]["real_acc_ref"] == 1.0
+    without = embed(classifier, spec, asked)  # no reference: no such score
+    assert (without.reference_predicted == -1).all() and "cond_acc_ref" not in generated_scores(
+        without, without, without, "abcd"
+    )["all"]

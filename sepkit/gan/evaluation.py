@@ -28,6 +28,7 @@ from sepkit.gan.model import ConditionalGAN, build_gan
 from sepkit.gan.reference import load_reference
 from sepkit.gan.scores import (
     COND_ACC,
+    COND_ACC_REF,
     COVERAGE,
     DENSITY,
     DIVERSITY,
@@ -39,6 +40,7 @@ from sepkit.gan.scores import (
     OVERALL,
     PRECISION,
     REAL_ACC,
+    REAL_ACC_REF,
     RECALL,
     SCORE_DEFINITIONS,
     Classifier,
@@ -50,7 +52,7 @@ from sepkit.gan.scores import (
 
 log = logging.getLogger(__name__)
 COLUMNS = (COND_ACC, REAL_ACC, FD, FD_FLOOR, DIVERSITY, DIVERSITY_SPEC, FD_REF, FD_REF_FLOOR, PRECISION, RECALL)
-COLUMNS += (DENSITY, COVERAGE)
+COLUMNS += (DENSITY, COVERAGE, COND_ACC_REF, REAL_ACC_REF)
 AUDIO_PER_CATEGORY = 4
 FIGURE_PER_CATEGORY = 6
 

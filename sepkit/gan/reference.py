@@ -64,6 +64,11 @@ class ReferenceEmbedding(torch.nn.Module):
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         return self.classifier.embedding(spec).float()
 
+    @torch.no_grad()
+    def predict(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The stored classifier's category for each of :meth:`forward`'s embeddings ``(batch, dim)``."""
+        return self.classifier.head(embedding).argmax(1)
+
     def fits(self, model_config: dict[str, Any]) -> bool:
         """Whether a GAN with these model settings makes the spectrograms this embedding knows."""
         return all(model_config.get(k) == v for k, v in self.features.items())

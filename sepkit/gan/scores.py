@@ -11,7 +11,9 @@ A small CNN classifier is trained on real training spectrograms and then frozen.
   ratio on the spectrograms themselves (RMS difference).
 
 In the fixed reference embedding (:mod:`sepkit.gan.reference`, the same for every run) when it fits
-the model's spectrograms: the **Fréchet distance** ``fd_ref`` (and its real-vs-real floor) and
+the model's spectrograms: the **conditional accuracy** ``cond_acc_ref`` of its frozen classifier
+(with its accuracy on held-out real spectrograms, ``real_acc_ref``), the **Fréchet distance**
+``fd_ref`` (and its real-vs-real floor) and
 **precision, recall, density and coverage** of generated against real samples (k nearest neighbours,
 Kynkäänniemi et al. 2019, Naeem et al. 2020).
 """
@@ -37,6 +39,8 @@ FD_FLOOR = "fd_floor"
 DIVERSITY = "diversity"
 DIVERSITY_SPEC = "diversity_spec"
 FD_REF = "fd_ref"
+COND_ACC_REF = "cond_acc_ref"
+REAL_ACC_REF = "real_acc_ref"
 FD_REF_FLOOR = "fd_ref_floor"
 PRECISION = "precision"
 RECALL = "recall"
@@ -52,6 +56,8 @@ SCORE_DEFINITIONS = {
     DIVERSITY_SPEC: "mean pairwise RMS spectrogram difference of generated samples over that of real ones",
     FD_REF: "Fréchet distance between generated and held-out real spectrograms in the fixed reference embedding",
     FD_REF_FLOOR: "the same distance between real training and held-out real spectrograms",
+    COND_ACC_REF: "share of generated samples the fixed reference classifier assigns to the category asked for",
+    REAL_ACC_REF: "the fixed reference classifier's accuracy on held-out real spectrograms (cond_acc_ref's ceiling)",
     PRECISION: "share of generated samples inside the real samples' k-nearest-neighbour manifold (reference embedding)",
     RECALL: "share of real samples inside the generated samples' k-nearest-neighbour manifold",
     DENSITY: "mean count of real-sample neighbourhoods holding each generated sample, over k (1: like real data)",
@@ -130,15 +136,20 @@ class Embedded:
     """Spectrograms seen through the classifier: embeddings ``(n, embed_dim)``, the labels they
     carry and the classes predicted ``(n,)``, the flattened spectrograms ``(n, mels * frames)``
     for the spectrogram-space diversity, and their embeddings in the reference embedding
-    ``(n, ref_dim)`` (``(n, 0)`` without one)."""
+    ``(n, ref_dim)`` (``(n, 0)`` without one) with the classes its classifier predicts (-1 without one)."""
 
     embeddings: torch.Tensor
     labels: torch.Tensor
     predicted: torch.Tensor
     flat: torch.Tensor
     reference: torch.Tensor
+    reference_predicted: torch.Tensor | None = None
 
-    FIELDS = ("embeddings", "labels", "predicted", "flat", "reference")
+    FIELDS = ("embeddings", "labels", "predicted", "flat", "reference", "reference_predicted")
+
+    def __post_init__(self) -> None:
+        if self.reference_predicted is None:
+            self.reference_predicted = torch.full_like(self.labels, -1)
 
     @classmethod
     def cat(cls, parts: Sequence[Embedded]) -> Embedded:
@@ -157,8 +168,9 @@ def embed(
     also in ``reference`` (:class:`~sepkit.gan.reference.ReferenceEmbedding`) when given."""
     emb = classifier.embedding(spec).float()
     predicted = classifier.head(emb).argmax(1)
-    ref = reference(spec).cpu() if reference is not None else torch.zeros(len(spec), 0)
-    return Embedded(emb.cpu(), labels.cpu(), predicted.cpu(), spec.flatten(1).float().cpu(), ref)
+    ref = reference(spec) if reference is not None else torch.zeros(len(spec), 0)
+    ref_predicted = reference.predict(ref).cpu() if reference is not None else None
+    return Embedded(emb.cpu(), labels.cpu(), predicted.cpu(), spec.flatten(1).float().cpu(), ref.cpu(), ref_predicted)
 
 
 @torch.no_grad()
@@ -231,12 +243,14 @@ def real_scores(train: Embedded, reference: Embedded, categories: Sequence[str])
         }
         if ref.reference.shape[1]:
             out[name][FD_REF_FLOOR] = frechet_distance(train.of(label).reference, ref.reference)
+            out[name][REAL_ACC_REF] = float((ref.reference_predicted == label).float().mean())
     out[OVERALL] = {
         REAL_ACC: float((reference.predicted == reference.labels).float().mean()),
         FD_FLOOR: frechet_distance(train.embeddings, reference.embeddings),
     }
     if reference.reference.shape[1]:
         out[OVERALL][FD_REF_FLOOR] = frechet_distance(train.reference, reference.reference)
+        out[OVERALL][REAL_ACC_REF] = float((reference.reference_predicted == reference.labels).float().mean())
     return out
 
 
@@ -270,9 +284,15 @@ def generated_scores(
     }
     if generated.reference.shape[1] and reference.reference.shape[1]:
         for label, name in enumerate(categories):
-            gen, real = generated.of(label).reference, reference.of(label).reference
-            out[name] |= {FD_REF: frechet_distance(gen, real), **manifold_scores(real, gen)}
+            mine = generated.of(label)
+            gen, real = mine.reference, reference.of(label).reference
+            out[name] |= {
+                COND_ACC_REF: float((mine.reference_predicted == label).float().mean()),
+                FD_REF: frechet_distance(gen, real),
+                **manifold_scores(real, gen),
+            }
         out[OVERALL] |= {
+            COND_ACC_REF: float((generated.reference_predicted == generated.labels).float().mean()),
             FD_REF: frechet_distance(generated.reference, reference.reference),
             **manifold_scores(reference.reference, generated.reference),
         }

@@ -20,6 +20,7 @@ from sepkit.gan.model import ConditionalGAN
 from sepkit.gan.reference import ReferenceEmbedding
 from sepkit.gan.scores import (
     COND_ACC,
+    COND_ACC_REF,
     COVERAGE,
     DENSITY,
     DIVERSITY,
@@ -31,6 +32,7 @@ from sepkit.gan.scores import (
     OVERALL,
     PRECISION,
     REAL_ACC,
+    REAL_ACC_REF,
     RECALL,
     Classifier,
     Embedded,
@@ -53,7 +55,7 @@ VAL_FD = f"val/{FD}"
 VAL_FD_MEAN = "val/fd_mean"
 SHOWN = (VAL_FD, f"val/{COND_ACC}", f"val/{DIVERSITY}", VAL_FD_MEAN)
 LOGGED = (COND_ACC, FD, DIVERSITY, DIVERSITY_SPEC, FD_FLOOR, REAL_ACC, FD_REF, FD_REF_FLOOR, PRECISION, RECALL)
-LOGGED += (DENSITY, COVERAGE)
+LOGGED += (DENSITY, COVERAGE, COND_ACC_REF, REAL_ACC_REF)
 
 
 def intra_fd(scores: dict[str, dict[str, float]], categories: Sequence[str]) -> float:

@@ -151,10 +151,11 @@ class TFCTDFNet(UNet):
             Up(widths[i + 1], widths[i], n_freq >> i, bottleneck) for i in reversed(range(levels))
         )
         head = [nn.BatchNorm2d(widths[0]), nn.GELU()]
+        activation = build_mask_activation(mask_activation)  # checked either way
         if self.complex_mask:  # real parts, then imaginary parts (MaskNet.forward pairs them)
             head.append(nn.Conv2d(widths[0], 2 * self.out_channels, 1))
         else:
-            head += [nn.Conv2d(widths[0], self.out_channels, 1), build_mask_activation(mask_activation)]
+            head += [nn.Conv2d(widths[0], self.out_channels, 1), activation]
         self.head = nn.Sequential(*head)
 
     @property
