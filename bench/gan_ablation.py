@@ -8,7 +8,10 @@ spectrograms (share of real data's), the Fréchet distance in the fixed referenc
 and recall there, and the training time. Writes docs/results/gan_ablation.{md,json} (or --name).
 
     python -m bench.gan_ablation [--rows baseline gan ...] [--epochs N] [--jobs 2 --threads 1]
-        [--out outputs/bench/gan_ablation] [--name gan_ablation] [--report]
+        [--out outputs/bench/gan_ablation] [--name gan_ablation] [--report | --rescore]
+
+``--rescore`` evaluates the kept rows' best checkpoints again (scores added since they ran, e.g.
+``cond_acc_ref``), without training.
 
 Rows are kept in ``<out>/rows.json`` across invocations, so rows can run in separate sessions; the
 results file lists every row kept there.
@@ -81,6 +84,8 @@ COLUMNS = [
     "row",
     "cond_acc",
     "weakest",
+    "cond_acc_ref",
+    "weakest_ref",
     "spread_last10",
     "diversity",
     "diversity_spec",
@@ -103,13 +108,23 @@ def last_spread(metrics: Path, key: str = "val/cond_acc", last: int = 10) -> flo
 
 
 def run_row(name: str, opts: argparse.Namespace, cores: str | None) -> dict:
-    what, overrides = ROWS[name]
+    _, overrides = ROWS[name]
     run_dir = Path(opts.out) / name
     budget = [f"trainer.max_epochs={opts.epochs}"] if opts.epochs else []
-    env = {"OMP_NUM_THREADS": str(opts.threads), "MKL_NUM_THREADS": str(opts.threads), "HYDRA_FULL_ERROR": "0"}
     train = [sys.executable, "train.py", *overrides, *budget, f"seed={opts.seed}", f"hydra.run.dir={run_dir}"]
     train += ["callbacks.rich_progress_bar=null", *opts.extra]
-    run_logged(train, run_dir.with_suffix(".train.log"), env, cores)
+    run_logged(train, run_dir.with_suffix(".train.log"), thread_env(opts.threads), cores)
+    return score_row(name, run_dir, overrides + budget, opts.threads, cores)
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HYDRA_FULL_ERROR": "0"}
+
+
+def score_row(name: str, run_dir: Path, overrides: list[str], threads: int, cores: str | None) -> dict:
+    """Evaluate a trained row's best checkpoint (evaluate.py, the test split) and read its run."""
+    what = ROWS[name][0]
+    env = thread_env(threads)
     summary = json.loads((run_dir / "summary.json").read_text())
     evaluate = [sys.executable, "evaluate.py", f"ckpt={summary['best_checkpoint']}", f"hydra.run.dir={run_dir}/eval"]
     run_logged(evaluate, run_dir.with_suffix(".eval.log"), env, cores)
@@ -119,9 +134,12 @@ def run_row(name: str, opts: argparse.Namespace, cores: str | None) -> dict:
     row = {
         "row": name,
         "what": what,
-        "overrides": overrides + budget,
+        "overrides": overrides,
+        "run_dir": str(run_dir),
         "cond_acc": overall["cond_acc"],
         "weakest": min(scores[c]["cond_acc"] for c in results["categories"]),
+        "cond_acc_ref": overall.get("cond_acc_ref", float("nan")),
+        "weakest_ref": min(scores[c].get("cond_acc_ref", float("nan")) for c in results["categories"]),
         "spread_last10": last_spread(run_dir / "csv" / "metrics.csv"),
         **{k: overall.get(k, float("nan")) for k in ("diversity", "diversity_spec", "fd_ref", "precision", "recall")},
         **{k: overall.get(k, float("nan")) for k in ("density", "coverage", "fd", "fd_ref_floor")},
@@ -146,6 +164,7 @@ def main() -> None:
     parser.add_argument("--name", default="gan_ablation", help="results file name under docs/results/")
     parser.add_argument("--title", default="GAN ablation", help="the results file's title")
     parser.add_argument("--report", action="store_true", help="only write the results file from the rows kept")
+    parser.add_argument("--rescore", action="store_true", help="evaluate the kept rows' checkpoints again (--rows)")
     opts = parser.parse_args()
     unknown = [r for r in opts.rows if r not in ROWS]
     if unknown:
@@ -172,7 +191,13 @@ def main() -> None:
             rows.sort(key=lambda r: list(ROWS).index(r["row"]))
             kept.write_text(json.dumps(rows, indent=2))
 
-    if not opts.report:
+    if opts.rescore:
+        for old in [r for r in rows if r["row"] in opts.rows]:
+            run_dir = Path(old.get("run_dir", Path(opts.out) / old["row"]))
+            new = score_row(old["row"], run_dir, old["overrides"], opts.threads, None)
+            old.update({k: v for k, v in new.items() if k not in ("overrides", "run_dir")} | {"run_dir": str(run_dir)})
+            kept.write_text(json.dumps(rows, indent=2))
+    elif not opts.report:
         with ThreadPoolExecutor(max_workers=opts.jobs) as pool:
             list(pool.map(keep, range(len(opts.rows)), opts.rows))
     if not rows:
@@ -182,8 +207,9 @@ def main() -> None:
         "`epochs` column; the best checkpoint's in `epoch`), on the threads its command says, seed "
         f"{opts.seed}; scores from evaluate.py on the test split "
         "(64 generated per category). cond_acc: share classified as the category asked for (weakest: the "
-        "lowest category's); spread_last10: max - min of the last 10 validations' cond_acc (all of them when "
-        "there are fewer); diversity and "
+        "lowest category's); cond_acc_ref, weakest_ref: the same judged by the fixed reference classifier "
+        "(sepkit/gan/reference.py, the same for every row); spread_last10: max - min of the last 10 "
+        "validations' cond_acc (all of them when there are fewer); diversity and "
         "diversity_spec: pairwise distances over real data's, in the run's classifier's embedding and on the "
         "spectrograms; fd_ref, precision, recall: in the fixed reference embedding (sepkit/gan/reference.py); "
         "fd: in the run's own classifier's (not comparable across rows); epoch: of the best checkpoint."
