@@ -56,18 +56,7 @@ def test_wrong_sizes_fail_clearly() -> None:
 
 
 def test_the_separator_feeds_it_the_complex_spectrogram() -> None:
-    separator = Separator(
-        lambda n_targets, audio_channels: TFCTDFNet(
-            n_targets, audio_channels, n_freq=64, channels=4, growth=4, levels=2
-        ),
-        ["vocals", "accompaniment"],
-        16000,
-        254,
-        64,
-        64,
-        32,
-        "edge",
-    ).eval()
+    separator = separator_of().eval()
     mixture = torch.randn(2, 2, 16000)
     spec = separator.encode(mixture)
     x = separator.mask_input(spec)
