@@ -64,6 +64,45 @@ def model_overrides(name: str) -> list[str]:
     return [f"model={model}", *NARROW.get(model, []), *extra]
 
 
+def train_shrunk_recipe(experiment: str, overrides: list[str], root: Path, data_root: Path, cache: Path):
+    """Train ``experiment=EXPERIMENT`` (a GPU recipe) for one short epoch on the CPU, on the tiny dataset
+    at 2-s segments, narrowed by ``overrides``; returns the separator of its last checkpoint."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from sepkit.checkpoint import load_separator
+    from sepkit.training import train
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"experiment={experiment}",
+                *overrides,
+                "trainer=cpu",
+                "data=synthetic",
+                f"data.root={data_root}",
+                f"data.source.generate.tracks={TINY.tracks}",
+                f"data.source.generate.seconds={TINY.seconds}",
+                f"data.source.generate.seed={TINY.seed}",
+                "data.split=random",
+                "data.segment_seconds=2.0",
+                "data.val_segment_seconds=2.0",
+                "data.samples_per_track=1",
+                "data.batch_size=2",
+                "trainer.max_epochs=1",
+                "trainer.precision=32-true",
+                f"paths.root_dir={root}",
+                f"paths.cache_dir={cache}",
+                "logger=none",
+            ],
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(root / "run")
+    train(cfg)
+    return load_separator(root / "run" / "checkpoints" / "last.ckpt")
+
+
 def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     """``name`` in a folder every pytest-xdist worker of this run shares (the session's own without
     xdist): what is made there once (under a lock) serves all workers."""

@@ -215,41 +215,10 @@ def test_full_band_training_learns_the_band_above(tmp_path, tiny_root, cache_dir
 
 def test_the_full_band_gpu_recipe_runs_on_the_cpu(tmp_path, tiny_root, cache_dir) -> None:
     """experiment=fullband_gpu, shrunk: four stems at 44.1 kHz, stereo, the extension learnt."""
-    from omegaconf import open_dict
+    from tests.conftest import train_shrunk_recipe
 
-    from sepkit.checkpoint import load_separator
-    from sepkit.training import train
-    from tests.conftest import TINY
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "experiment=fullband_gpu",
-                "trainer=cpu",
-                "data=synthetic",
-                f"data.root={tiny_root}",
-                f"data.source.generate.tracks={TINY.tracks}",
-                f"data.source.generate.seconds={TINY.seconds}",
-                f"data.source.generate.seed={TINY.seed}",
-                "data.split=random",
-                "data.segment_seconds=2.0",
-                "data.val_segment_seconds=2.0",
-                "data.samples_per_track=1",
-                "data.batch_size=2",
-                "model.net.base_channels=4",
-                "model.net.levels=2",
-                "trainer.max_epochs=1",
-                "trainer.precision=32-true",
-                f"paths.root_dir={tmp_path}",
-                f"paths.cache_dir={cache_dir}",
-                "logger=none",
-            ],
-        )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / "run")
-    train(cfg)
-    separator = load_separator(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    narrow = ["model.net.base_channels=4", "model.net.levels=2"]
+    separator = train_shrunk_recipe("fullband_gpu", narrow, tmp_path, tiny_root, cache_dir)
     assert separator.targets == ["vocals", "drums", "bass", "other"] and separator.mask_extension == "learned"
     mix = torch.randn(2, 44100 * 2) * 0.2
     stems = SeparationEngine(separator, device="cpu").separate(mix, 44100)

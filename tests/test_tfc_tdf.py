@@ -184,42 +184,10 @@ def test_complex_masks_refuse_what_needs_magnitudes() -> None:
 def test_the_gpu_recipe_trains_complex_masks_on_the_cpu(tmp_path, tiny_root, cache_dir) -> None:
     """experiment=tfc_tdf_gpu, shrunk: four stems at 44.1 kHz, complex masks, spectral MSE on complex
     values plus the waveform SNR; the checkpoint brings its complex masks back."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
-
-    from sepkit.checkpoint import load_separator
     from sepkit.inference import SeparationEngine
-    from sepkit.training import train
-    from tests.conftest import NARROW, ROOT, TINY
+    from tests.conftest import NARROW, train_shrunk_recipe
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "experiment=tfc_tdf_gpu",
-                *NARROW["tfc_tdf"],
-                "trainer=cpu",
-                "data=synthetic",
-                f"data.root={tiny_root}",
-                f"data.source.generate.tracks={TINY.tracks}",
-                f"data.source.generate.seconds={TINY.seconds}",
-                f"data.source.generate.seed={TINY.seed}",
-                "data.split=random",
-                "data.segment_seconds=2.0",
-                "data.val_segment_seconds=2.0",
-                "data.samples_per_track=1",
-                "data.batch_size=2",
-                "trainer.max_epochs=1",
-                "trainer.precision=32-true",
-                f"paths.root_dir={tmp_path}",
-                f"paths.cache_dir={cache_dir}",
-                "logger=none",
-            ],
-        )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / "run")
-    train(cfg)
-    separator = load_separator(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    separator = train_shrunk_recipe("tfc_tdf_gpu", NARROW["tfc_tdf"], tmp_path, tiny_root, cache_dir)
     assert separator.complex_masks and separator.targets == ["vocals", "drums", "bass", "other"]
     mix = torch.randn(2, 44100 * 2) * 0.2
     stems = SeparationEngine(separator, device="cpu").separate(mix, 44100)
