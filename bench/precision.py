@@ -3,9 +3,9 @@ under ``bf16-mixed`` as this machine runs it, and under ``bf16-mixed`` with oneD
 trains bf16 on CPUs with AMX, issue #30), compared by validation SI-SDR (val/si_sdr: mean over
 targets of the SI-SDR of the validation segments, in dB) and seconds per step.
 
-    python -m bench.precision [--steps 300] [--experiment stereo_cpu]
+    python -m bench.precision [--steps 300] [--experiment stereo_cpu] [--name precision] [OVERRIDE ...]
 
-Writes docs/results/precision.json and .md.
+Writes docs/results/NAME.json and .md (precision unless --name).
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--experiment", default="stereo_cpu")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--name", default="precision", help="results file docs/results/NAME.*")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -79,10 +80,12 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     command = "python -m bench.precision " + " ".join(
-        [f"--steps {args.steps}", f"--experiment {args.experiment}", *args.overrides]
+        [f"--steps {args.steps}", f"--experiment {args.experiment}"]
+        + ([f"--name {args.name}"] if args.name != "precision" else [])
+        + args.overrides
     )
     path = write_results(
-        "precision",
+        args.name,
         "bf16 against float32 on the CPU",
         f"`experiment={args.experiment}` for {args.steps} steps, seed 42, on the built-in songs "
         f"(data=synthetic unless overridden); val/si_sdr in dB after the last step. bf16 on this CPU "

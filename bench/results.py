@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from sepkit.precision import bf16_cpu_path
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 
@@ -43,6 +45,7 @@ def stamp() -> dict[str, Any]:
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
+        "bf16": bf16_cpu_path(),  # which kernels run bf16 here: results under bf16-mixed depend on it
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__,
     }

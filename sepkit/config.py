@@ -10,14 +10,16 @@ from omegaconf import OmegaConf
 
 
 def amp_precision() -> str:
-    """Mixed precision for this machine: ``16-mixed`` with CUDA, ``bf16-mixed`` on a CPU with bf16
-    kernels (avx512_bf16 or AMX), ``32-true`` on one without (emulated bf16 is about 7x slower than
-    float32 there: docs/results/precision.md)."""
-    from sepkit.precision import EMULATED, bf16_cpu_path
+    """Mixed precision for this machine: ``16-mixed`` with CUDA, ``bf16-mixed`` on a CPU whose
+    oneDNN runs bf16 natively (avx512_bf16, or AMX capped to it by ``ONEDNN_MAX_CPU_ISA``), else
+    ``32-true``: emulated bf16 is about 7x slower than float32 (docs/results/precision.md), and so
+    are ATen's own bf16 kernels, which train bf16 on uncapped AMX CPUs
+    (docs/results/precision_tfc_tdf.md)."""
+    from sepkit.precision import AMX_CAPPED, AVX512_BF16, bf16_cpu_path
 
     if torch.cuda.is_available():
         return "16-mixed"
-    return "32-true" if bf16_cpu_path() == EMULATED else "bf16-mixed"
+    return "bf16-mixed" if bf16_cpu_path() in (AVX512_BF16, AMX_CAPPED) else "32-true"
 
 
 def loader_workers() -> int:

@@ -74,10 +74,11 @@ def test_bf16_training_through_the_amx_work_around(tmp_path: Path, tiny_root, ca
     assert torch.backends.mkldnn.enabled
 
 
-def test_the_amp_resolver_skips_emulated_bf16(monkeypatch) -> None:
+def test_the_amp_resolver_takes_bf16_only_where_onednn_runs_it_natively(monkeypatch) -> None:
     from sepkit import config
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    for path, expected in ((EMULATED, "32-true"), (AVX512_BF16, "bf16-mixed"), (AMX, "bf16-mixed")):
+    cases = ((EMULATED, "32-true"), (AVX512_BF16, "bf16-mixed"), (AMX, "32-true"), (AMX_CAPPED, "bf16-mixed"))
+    for path, expected in cases:
         monkeypatch.setattr(precision, "bf16_cpu_path", lambda path=path: path)
         assert config.amp_precision() == expected
