@@ -8,7 +8,7 @@ pinned to its own core: the two of a pair shared the machine, and a pair's diffe
 figure to read. Points accumulate in ``--out/points.json`` (a point is replaced only when run
 again), so the long budgets can run in another session; every call rewrites
 ``docs/results/scaling.{json,md,png}`` from all points: a table and quality against minutes on a
-log scale. ::
+log scale (without ``points.json``, as on a fresh clone, the points start from that results file). ::
 
     python -m bench.scaling --data outputs/mir1k --minutes 10
     python -m bench.scaling --data outputs/mir1k --minutes 30 90 --entries stereo_cpu tfc_tdf_cpu
@@ -67,6 +67,17 @@ def adopt(quality_dir: Path) -> list[dict]:
     pair = [row["entry"] for row in run["rows"]]
     made_by = f"python -m bench.quality --jobs 2 --threads 1 --budget {run['budget_s']:g} (adopted: {quality_dir})"
     return [point(row["entry"], run["budget_s"] / 60, pair, row, made_by) for row in run["rows"]]
+
+
+def stored_points(store: Path, results: Path) -> list[dict]:
+    """The points so far: ``store`` (``--out/points.json``), or on a machine without it (a fresh
+    clone: outputs/ is not in git) the rows of the committed ``results`` file, so a new point joins
+    the table instead of replacing it."""
+    if store.is_file():
+        return json.loads(store.read_text())
+    if results.is_file():
+        return json.loads(results.read_text())["rows"]
+    return []
 
 
 def parse_sets(items: list[str], entries: list[str]) -> dict[str, list[str]]:
@@ -183,7 +194,7 @@ def main() -> None:
     opts.sets = parse_sets(opts.sets, opts.entries)
     opts.out = opts.out or str(ROOT / "outputs" / "bench" / opts.name)
     store = Path(opts.out) / "points.json"
-    points = json.loads(store.read_text()) if store.is_file() else []
+    points = stored_points(store, RESULTS / f"{opts.name}.json")
     for folder in opts.adopt:
         points = merge(points, adopt(folder))
     store.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 import bench.scaling
-from bench.scaling import adopt, label, merge, parse_sets, run_pair
+from bench.scaling import adopt, label, merge, parse_sets, run_pair, stored_points
 
 
 def row(entry: str, vocals: float) -> dict:
@@ -57,3 +57,14 @@ def test_an_override_for_one_entry_reaches_its_run_and_its_point(tmp_path, monke
     assert "model.audio_channels=1" not in seen["tfc_tdf_cpu"]
     assert points[1]["pair"] == "tfc_tdf_cpu + openunmix (openunmix: model.audio_channels=1)"
     assert [label(p) for p in points] == ["tfc_tdf_cpu", "openunmix model.audio_channels=1"]
+
+
+def test_points_start_from_the_committed_results_where_the_store_is_missing(tmp_path) -> None:
+    store, results = tmp_path / "out" / "points.json", tmp_path / "scaling.json"
+    assert stored_points(store, results) == []
+    committed = [{"entry": "a", "minutes": 90.0, "vocals": 10.6}]
+    results.write_text(json.dumps({"name": "scaling", "rows": committed}))
+    assert stored_points(store, results) == committed  # a fresh clone keeps the table's points
+    store.parent.mkdir()
+    store.write_text(json.dumps([{"entry": "b", "minutes": 10.0, "vocals": 8.0}]))
+    assert [p["entry"] for p in stored_points(store, results)] == ["b"]  # the local store wins
