@@ -29,15 +29,21 @@ from sepkit.commands import config_options
 
 
 def prepare_sepkit(model: str, folder: Path) -> dict:
-    """Child: an untrained checkpoint of ``model`` and its ONNX export beside it."""
+    """Child: an untrained checkpoint of ``model`` and its ONNX export beside it (``onnx`` false
+    where sepkit refuses to export the model, e.g. Open-Unmix's LSTM)."""
     from bench.data import save_checkpoint
     from sepkit.checkpoint import load_separator
+    from sepkit.errors import SepkitError
     from sepkit.export import export_onnx
 
     ckpt = folder / f"{model.split('=')[-1]}.ckpt"  # a model, or experiment=RECIPE
     save_checkpoint(ckpt, folder, model)
-    export_onnx(load_separator(ckpt), ckpt.with_suffix(".onnx"), overwrite=True)
-    return {"ckpt": str(ckpt)}
+    try:
+        export_onnx(load_separator(ckpt), ckpt.with_suffix(".onnx"), overwrite=True)
+    except SepkitError as error:
+        print(f"{model}: no ONNX backend ({error})", file=sys.stderr)
+        return {"ckpt": str(ckpt), "onnx": False}
+    return {"ckpt": str(ckpt), "onnx": True}
 
 
 def child_openunmix(path: Path, out: Path, threads: int) -> dict:
@@ -100,8 +106,11 @@ def main() -> None:
         entries = [("openunmix", partial(run_openunmix, track, Path(tmp), args.threads))]
         for model in args.models:
             prep, _, _ = timed([sys.executable, "-m", "bench.peers", "--child", "prepare", model, tmp])
-            ckpt = json.loads(prep.strip().splitlines()[-1])["ckpt"]
+            prepared = json.loads(prep.strip().splitlines()[-1])
+            ckpt = prepared["ckpt"]
             for backend in args.backends:
+                if backend == "onnxruntime" and not prepared["onnx"]:
+                    continue  # the model has no ONNX export: its torch row only
                 run = partial(run_sepkit, ckpt, track, Path(tmp), backend, args.threads, seconds)
                 entries.append((f"sepkit/{model}/{backend}", run))
         for name, run in entries:
