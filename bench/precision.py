@@ -93,7 +93,6 @@ def main(argv: list[str] | None = None) -> None:
         rows,
         ["precision", "val_si_sdr_db", "vs_32_true_db", "s_per_step"],
         command,
-        bf16_cpu_path=bf16_cpu_path(),
     )
     print(f"wrote {path}")
 
