@@ -6,7 +6,9 @@ For a checkpoint, both roads of the engine (full band, the default; the model's 
 * the MUSDB18 preview that ships with stempeg (6 s, 44.1 kHz, four stems; accompaniment = the
   other three), when stempeg and ffmpeg are there,
 report per target: whole-band SI-SDR, SI-SDR of the bands below and above 8 kHz, the stem's energy
-above 8 kHz against its reference's (dB), and the stems' sum against the mixture (dB). Then, for
+above 8 kHz against its reference's (dB), and the stems' sum against the mixture (dB); beside
+them the same for the ideal ratio mask on the grid the model's masks meet the song on (full band),
+the ceiling of any magnitude mask there: what a goal for the band above 8 kHz can ask. Then, for
 every model of the zoo (``conf/model``, untrained weights: the sum does not depend on them), the
 sum error at 22.05, 44.1 and 48 kHz.
 
@@ -29,15 +31,18 @@ from omegaconf import OmegaConf
 
 from bench.results import ROOT, write_results
 from sepkit.checkpoint import load_separator
+from sepkit.evaluation import oracle_irm
 from sepkit.inference import SeparationEngine
 from sepkit.metrics import sum_error_db, track_metrics
 from sepkit.separator import build_separator
 
 ROADS = {"full band": True, "model band": False}
+ORACLE = "ideal ratio mask"  # the ceiling of any magnitude mask on the song's own STFT grid
 COLUMNS = ["si_sdr", "si_sdr_lo8k", "si_sdr_hi8k", "energy_hi8k", "sum_error_db"]
 
 
-def own_songs(ckpt: str, tracks: int, fullband: bool) -> dict[str, dict[str, float]]:
+def own_songs(ckpt: str, tracks: int, fullband: bool) -> dict[str, dict[str, dict[str, float]]]:
+    """Medians over the test songs per method (``model``, ``oracle``, ``mixture``) and target."""
     from sepkit.evaluation import evaluate
 
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
@@ -55,11 +60,12 @@ def own_songs(ckpt: str, tracks: int, fullband: bool) -> dict[str, dict[str, flo
         )
         OmegaConf.set_struct(cfg, False)
         cfg.paths.output_dir = tmp
-        return evaluate(cfg)["median"]["model"]
+        return evaluate(cfg)["median"]
 
 
-def preview(separator, fullband: bool) -> dict[str, dict[str, float]] | None:
-    """The stempeg preview: MUSDB order mixture, drums, bass, other, vocals."""
+def preview(separator, fullband: bool) -> dict[str, dict[str, dict[str, float]]] | None:
+    """The stempeg preview (MUSDB order mixture, drums, bass, other, vocals): rows per method
+    (``model``, and ``oracle``: the ideal ratio mask on the grid the model's masks meet the song on)."""
     try:
         import stempeg
 
@@ -74,10 +80,16 @@ def preview(separator, fullband: bool) -> dict[str, dict[str, float]] | None:
     references = torch.stack([refs[t] for t in separator.targets])
     engine = SeparationEngine(separator, device="cpu", fullband=fullband)
     out = engine.separate(mixture, int(rate))
-    estimates = torch.stack([out[t] for t in separator.targets])
-    rows = track_metrics(estimates, references, int(rate), with_museval=False, with_mel=False, bands=(8000.0,))
-    total = sum_error_db(estimates, mixture)
-    return {t: {**row, "sum_error_db": total} for t, row in zip(separator.targets, rows, strict=True)}
+    methods = {
+        "model": torch.stack([out[t] for t in separator.targets]),
+        "oracle": oracle_irm(mixture, references, int(rate), separator),
+    }
+    result = {}
+    for method, estimates in methods.items():
+        rows = track_metrics(estimates, references, int(rate), with_museval=False, with_mel=False, bands=(8000.0,))
+        total = sum_error_db(estimates, mixture)
+        result[method] = {t: {**row, "sum_error_db": total} for t, row in zip(separator.targets, rows, strict=True)}
+    return result
 
 
 def zoo_sums() -> list[dict]:
@@ -109,21 +121,25 @@ def main(argv: list[str] | None = None) -> None:
     separator = load_separator(args.ckpt)
     rows = []
     for road, fullband in ROADS.items():
-        for data, medians in (
+        for data, methods in (
             (f"own test songs ({args.tracks})", own_songs(args.ckpt, args.tracks, fullband)),
             ("stempeg MUSDB18 preview", preview(separator, fullband)),
         ):
-            for target, values in (medians or {}).items():
-                row = {"road": road, "data": data, "target": target, **{c: values.get(c) for c in COLUMNS}}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+            # the oracle does not depend on the road: its rows once, after the full-band road's
+            kinds = [(road, "model")] + ([(ORACLE, "oracle")] if fullband else [])
+            for name, method in kinds:
+                for target, values in ((methods or {}).get(method) or {}).items():
+                    row = {"road": name, "data": data, "target": target, **{c: values.get(c) for c in COLUMNS}}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
     sums = zoo_sums()
     ckpt_name = Path(args.ckpt).name
     path = write_results(
         "fullband",
         "Full-band stems: the band above 8 kHz and the stems' sum",
-        f"Checkpoint `{ckpt_name}` ({separator.name}, {separator.sample_rate} Hz), both engine roads. si_sdr: whole "
-        "band; si_sdr_lo8k / si_sdr_hi8k: the bands below / above 8 kHz (dB); energy_hi8k: the stem's energy above "
+        f"Checkpoint `{ckpt_name}` ({separator.name}, {separator.sample_rate} Hz), both engine roads, and the ideal "
+        "ratio mask on the song's own STFT grid (the ceiling of any magnitude mask there). si_sdr: whole band; "
+        "si_sdr_lo8k / si_sdr_hi8k: the bands below / above 8 kHz (dB); energy_hi8k: the stem's energy above "
         "8 kHz against its reference's (dB); sum_error_db: the stems' sum against the mixture (error energy over "
         "mixture energy, dB). Own test songs: medians over tracks. The zoo table (untrained weights, 10 s of noise) "
         "is in the JSON file under `zoo_sums`.",
