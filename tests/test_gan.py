@@ -379,6 +379,40 @@ def test_the_moving_average_follows_the_generator_and_makes_the_samples() -> Non
     assert torch.equal(gan.sample(labels, seed=5), from_average)  # samples come from the average
 
 
+def test_standing_statistics_are_the_moving_averages_own() -> None:
+    gan = tiny_gan()
+    gan.update_average()
+    with torch.no_grad():  # the average's weights now differ from those its averaged statistics came from
+        for p in gan.generator_ema.module.parameters():
+            p.mul_(1.5)
+    module = gan.generator_ema.module
+    norm = next(m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    averaged = norm.running_mean.clone()
+    gan.eval()
+    gan.refresh_statistics(batches=0)  # off: nothing changes
+    assert torch.equal(norm.running_mean, averaged)
+
+    # one batch: normalising by the stored statistics draws what the batch's own statistics draw
+    stream = torch.Generator().manual_seed(3)
+    labels = (torch.arange(24) % 3)[torch.randperm(24, generator=stream)]
+    noise = torch.randn(24, gan.latent_dim, generator=stream)
+    with torch.no_grad():
+        before = module(noise, labels)
+        module.train()
+        own = module(noise, labels)
+        module.eval()
+    gan.refresh_statistics(batches=1, batch_size=24, seed=3)
+    assert not module.training and norm.momentum == 0.1  # modes and momenta as they were
+    first = [b.clone() for b in module.buffers()]
+    with torch.no_grad():
+        stored = module(noise, labels)
+    assert (before - own).abs().max() > 0.1  # the averaged statistics did not fit these weights
+    assert (stored - own).abs().max() < 0.01  # the refreshed ones do (up to the unbiased variance)
+
+    gan.refresh_statistics(batches=1, batch_size=24, seed=3)  # deterministic
+    assert all(torch.equal(a, b) for a, b in zip(first, module.buffers(), strict=True))
+
+
 def test_an_improved_step_trains_with_its_own_rates_regularisers_and_average() -> None:
     from sepkit.gan.augment import DiffAugment
     from sepkit.gan.losses import Hinge
@@ -450,7 +484,7 @@ def test_the_checkpoint_score_averages_each_categorys_own_distance() -> None:
     assert intra_fd(scores, ["a", "b"]) == 5.0  # none: the pooled distance
 
 
-def test_the_rates_fall_linearly_over_the_last_share_of_the_run() -> None:
+def test_the_rates_and_the_generators_auxiliary_pull_fall_linearly_over_the_last_share_of_the_run() -> None:
     gan = tiny_gan()
     system = GANSystem(
         gan,
@@ -458,12 +492,16 @@ def test_the_rates_fall_linearly_over_the_last_share_of_the_run() -> None:
         optimizer=partial(torch.optim.Adam, lr=1e-3),
         d_lr=2e-3,
         lr_decay=0.5,
+        auxiliary=1.0,
+        auxiliary_decay=0.75,
     )
     seen: list[tuple[float, float]] = []
+    pulls: list[float] = []
 
     class Rates(L.Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
             seen.append(tuple(o.param_groups[0]["lr"] for o in trainer.optimizers))
+            pulls.append(module.generator_auxiliary_factor(batch_idx))
 
     audio = torch.randn(8, gan.segment_samples) * 0.1
     loader = torch.utils.data.DataLoader(list(zip(audio, torch.tensor([0, 1, 2, 0] * 2), strict=True)), batch_size=2)
@@ -471,8 +509,11 @@ def test_the_rates_fall_linearly_over_the_last_share_of_the_run() -> None:
     trainer.fit(system, train_dataloaders=loader)
     # 4 steps, the last half decaying: full rates for steps 0-2, then half, each rate its own.
     assert seen == [(1e-3, 2e-3)] * 3 + [(5e-4, 1e-3)]
-    with pytest.raises(SepkitError, match="lr_decay"):
-        GANSystem(gan, Classifier(3, channels=(4,), embed_dim=4), optimizer=torch.optim.Adam, lr_decay=1.5)
+    # the pull over the last three quarters: from step 1, 3/3, 2/3, 1/3 of the weight
+    assert pulls == pytest.approx([1.0, 1.0, 2 / 3, 1 / 3])
+    for key in ("lr_decay", "auxiliary_decay"):
+        with pytest.raises(SepkitError, match=key):
+            GANSystem(gan, Classifier(3, channels=(4,), embed_dim=4), optimizer=torch.optim.Adam, **{key: 1.5})
 
 
 def test_the_baseline_configuration_still_composes_and_trains(tmp_path: Path, tiny_root: Path, cache_dir: Path) -> None:

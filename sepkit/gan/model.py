@@ -37,6 +37,8 @@ class ConditionalGAN(nn.Module):
         ema_decay: keep an exponential moving average of the generator's weights (and BatchNorm
             statistics) with this decay, updated by the training loop after every generator step;
             samples, scores and audio then come from the average (``None``: no average).
+        standing_stats: batches of 64 over which :meth:`refresh_statistics` recomputes the moving
+            average's BatchNorm statistics before it samples in training (0: keep the averaged ones).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class ConditionalGAN(nn.Module):
         audio_channels: int = 1,
         name: str = "gan",
         ema_decay: float | None = None,
+        standing_stats: int = 0,
     ) -> None:
         super().__init__()
         if len(categories) < 2:
@@ -78,6 +81,9 @@ class ConditionalGAN(nn.Module):
                 raise SepkitError(f"model.ema_decay={ema_decay} must be in (0, 1), or null for no average")
             self.generator_ema = AveragedModel(self.generator, avg_fn=warmed_ema(ema_decay), use_buffers=True)
             self.generator_ema.requires_grad_(False)
+        if standing_stats < 0:
+            raise SepkitError(f"model.standing_stats={standing_stats} must be 0 (off) or a number of batches")
+        self.standing_stats = standing_stats
         self.config: dict[str, Any] = {}
 
     @property
@@ -110,6 +116,46 @@ class ConditionalGAN(nn.Module):
         """Fold the generator's current weights into the moving average (no-op without one)."""
         if self.generator_ema is not None:
             self.generator_ema.update_parameters(self.generator)
+
+    @torch.no_grad()
+    def refresh_statistics(self, batches: int | None = None, batch_size: int = 64, seed: int = 0) -> None:
+        """Recompute the BatchNorm statistics of the moving average from its own activations
+        ("standing statistics", Brock et al. 2019): the averaged statistics belong to the trained
+        generator's recent weights, not to the averaged weights, and a generator that normalises its
+        samples by statistics of other weights draws something else than it was trained to. Runs the
+        average in training mode on ``batches`` batches of fixed noise with every category equally
+        often, the statistics averaged over all of them. No-op without a moving average.
+
+        Args:
+            batches: batches to average over (``None``: ``standing_stats``; 0: nothing is done).
+            batch_size: samples per batch (as training's batches mix categories, so do these).
+            seed: of the noise and the labels' order (the same statistics from the same weights).
+        """
+        batches = self.standing_stats if batches is None else batches
+        if self.generator_ema is None or not batches:
+            return
+        model = self.generator_ema.module
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        stream = torch.Generator().manual_seed(seed)
+        device = self.generator.project.weight.device
+        momenta = [m.momentum for m in norms]
+        was_training = model.training
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches
+        model.train()
+        try:
+            for _ in range(batches):
+                labels = torch.arange(batch_size) % len(self.categories)
+                labels = labels[torch.randperm(batch_size, generator=stream)]
+                noise = torch.randn(batch_size, self.latent_dim, generator=stream)
+                model(noise.to(device), labels.to(device))
+        finally:
+            for m, momentum in zip(norms, momenta, strict=True):
+                m.momentum = momentum
+            model.train(was_training)
 
     @torch.no_grad()
     def sample(self, labels: torch.Tensor, seed: int = 0, batch_size: int = 64) -> torch.Tensor:

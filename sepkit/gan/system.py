@@ -70,6 +70,13 @@ def intra_fd(scores: dict[str, dict[str, float]], categories: Sequence[str]) -> 
     return sum(values) / len(values) if values else float(scores[OVERALL][name])
 
 
+def falling(step: int, total: int, share: float) -> float:
+    """1 until the last ``share`` of ``total`` steps, then linearly down towards 0 (the last step at
+    1 / (steps in that share)); 1 throughout when ``share`` is 0."""
+    start = (1.0 - share) * total
+    return 1.0 if step < start else max(0.0, (total - step) / (total - start))
+
+
 def score_key(stage: str, category: str, score: str) -> str:
     """``val/fd`` for the overall score, ``val/drums/fd`` per category."""
     return f"{stage}/{score}" if category == OVERALL else metric_key(stage, category, score)
@@ -111,6 +118,9 @@ class GANSystem(L.LightningModule):
         lr_decay: share of the training steps, at the end, over which both learning rates fall
             linearly towards zero (0: constant rates). Fast rates find the categories early; falling
             ones stop the late drift that otherwise trades variety for sharpness epoch after epoch.
+        auxiliary_decay: share of the training steps, at the end, over which the generator's
+            auxiliary weight falls linearly towards zero (0: constant): the pull sets the categories
+            early and lets go of the samples' variety late.
         score_average: validations averaged into ``val/fd_mean``.
         reference: the fixed reference embedding (its scores are left out without one).
     """
@@ -131,6 +141,7 @@ class GANSystem(L.LightningModule):
         auxiliary: float = 0.0,
         auxiliary_generator: float | None = None,
         lr_decay: float = 0.0,
+        auxiliary_decay: float = 0.0,
         score_average: int = 1,
         reference: ReferenceEmbedding | None = None,
     ) -> None:
@@ -152,6 +163,9 @@ class GANSystem(L.LightningModule):
         if not 0.0 <= lr_decay <= 1.0:
             raise SepkitError(f"adversarial.lr_decay={lr_decay} must be a share of the run, from 0 to 1")
         self.lr_decay = lr_decay
+        if not 0.0 <= auxiliary_decay <= 1.0:
+            raise SepkitError(f"adversarial.auxiliary_decay={auxiliary_decay} must be a share of the run, from 0 to 1")
+        self.auxiliary_decay = auxiliary_decay
         self.recent_fd: deque[float] = deque(maxlen=score_average)
         # Not a submodule: the reference's weights stay out of this system's checkpoints and optimisers.
         self._reference = [reference] if reference is not None else []
@@ -210,7 +224,8 @@ class GANSystem(L.LightningModule):
         d_fooled = discriminator(self.augment(fake), fake_labels)
         g_loss = self.loss.generator(d_fooled)
         if self.auxiliary and self.auxiliary_generator:
-            g_loss = g_loss + self.auxiliary_generator * F.cross_entropy(discriminator.classify(), fake_labels)
+            weight = self.auxiliary_generator * self.generator_auxiliary_factor(batch_idx)
+            g_loss = g_loss + weight * F.cross_entropy(discriminator.classify(), fake_labels)
         if self.mode_seeking:
             g_loss = g_loss + self.mode_seeking * mode_seeking(fake, noise)
         opt_g.zero_grad()
@@ -228,6 +243,14 @@ class GANSystem(L.LightningModule):
         self.log(TRAIN_D_REAL, torch.sigmoid(d_real.detach().float()).mean(), batch_size=n)
         self.log(TRAIN_D_FAKE, torch.sigmoid(d_fake.detach().float()).mean(), batch_size=n)
 
+    def generator_auxiliary_factor(self, batch_idx: int) -> float:
+        """The share of ``auxiliary_generator`` the generator's step ``batch_idx`` of this epoch gets."""
+        if not self.auxiliary_decay:
+            return 1.0
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        step = self.current_epoch * int(self.trainer.num_training_batches) + batch_idx
+        return falling(step, total, self.auxiliary_decay)
+
     def configure_optimizers(self) -> Any:
         d_lr = {} if self.d_lr is None else {"lr": self.d_lr}
         optimizers = [
@@ -237,10 +260,9 @@ class GANSystem(L.LightningModule):
         if not self.lr_decay:
             return optimizers
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        start = (1.0 - self.lr_decay) * total
 
-        def factor(step: int) -> float:  # 1 until start, then linearly down; the last step at 1/(decay steps)
-            return 1.0 if step < start else max(0.0, (total - step) / (total - start))
+        def factor(step: int) -> float:
+            return falling(step, total, self.lr_decay)
 
         return optimizers, [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in optimizers]
 
@@ -265,6 +287,7 @@ class GANSystem(L.LightningModule):
             return
         reference = Embedded.cat(self._val_parts)
         self._val_parts.clear()
+        self.gan.refresh_statistics()  # the moving average's own BatchNorm statistics (when asked for)
         fake, labels = self.gan.sample_per_category(self.n_generated, self.sample_seed)
         generated = embed(self.classifier, fake, labels, self.reference)
         scores = generated_scores(generated, reference, self.train_reference, self.categories)
