@@ -87,6 +87,7 @@ COLUMNS = [
     "cond_acc_ref",
     "weakest_ref",
     "spread_last10",
+    "spread_ref_last10",
     "diversity",
     "diversity_spec",
     "fd_ref",
@@ -102,7 +103,7 @@ COLUMNS = [
 def last_spread(metrics: Path, key: str = "val/cond_acc", last: int = 10) -> float:
     """Max - min of the last ``last`` validations' ``key`` in a run's metrics.csv."""
     with metrics.open() as f:
-        values = [float(r[key]) for r in csv.DictReader(f) if r.get(key)]
+        values = [float(r[key]) for r in csv.DictReader(f) if r.get(key)]  # none: a run from before the key
     tail = values[-last:]
     return max(tail) - min(tail) if tail else float("nan")
 
@@ -141,6 +142,7 @@ def score_row(name: str, run_dir: Path, overrides: list[str], threads: int, core
         "cond_acc_ref": overall.get("cond_acc_ref", float("nan")),
         "weakest_ref": min(scores[c].get("cond_acc_ref", float("nan")) for c in results["categories"]),
         "spread_last10": last_spread(run_dir / "csv" / "metrics.csv"),
+        "spread_ref_last10": last_spread(run_dir / "csv" / "metrics.csv", "val/cond_acc_ref"),
         **{k: overall.get(k, float("nan")) for k in ("diversity", "diversity_spec", "fd_ref", "precision", "recall")},
         **{k: overall.get(k, float("nan")) for k in ("density", "coverage", "fd", "fd_ref_floor")},
         "per_category": scores,
@@ -209,7 +211,8 @@ def main() -> None:
         "(64 generated per category). cond_acc: share classified as the category asked for (weakest: the "
         "lowest category's); cond_acc_ref, weakest_ref: the same judged by the fixed reference classifier "
         "(sepkit/gan/reference.py, the same for every row); spread_last10: max - min of the last 10 "
-        "validations' cond_acc (all of them when there are fewer); diversity and "
+        "validations' cond_acc (all of them when there are fewer), spread_ref_last10 the same of "
+        "cond_acc_ref; diversity and "
         "diversity_spec: pairwise distances over real data's, in the run's classifier's embedding and on the "
         "spectrograms; fd_ref, precision, recall: in the fixed reference embedding (sepkit/gan/reference.py); "
         "fd: in the run's own classifier's (not comparable across rows); epoch: of the best checkpoint."

@@ -34,6 +34,10 @@ def test_the_spread_of_the_last_validations(tmp_path: Path) -> None:
     lines += [f"{i},,{v}" for i, v in enumerate([0.1, 0.5, 0.6, 0.55, 0.7, 0.65, 0.6, 0.5, 0.58, 0.62, 0.66])]
     metrics.write_text("\n".join(lines) + "\n")
     assert last_spread(metrics) == pytest.approx(0.2)  # the first value (0.1) is not among the last 10
+    assert last_spread(metrics, "val/cond_acc_ref") != last_spread(metrics, "val/cond_acc_ref")  # NaN: a run before it
+    lines = ["epoch,val/cond_acc,val/cond_acc_ref"] + [f"{i},0.5,{0.9 + i / 100}" for i in range(12)]
+    metrics.write_text("\n".join(lines) + "\n")
+    assert last_spread(metrics) == 0 and last_spread(metrics, "val/cond_acc_ref") == pytest.approx(0.09)
 
 
 def test_rescore_evaluates_the_kept_checkpoint_again_and_keeps_the_run(tmp_path: Path, monkeypatch) -> None:
