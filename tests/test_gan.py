@@ -379,6 +379,18 @@ def test_the_moving_average_follows_the_generator_and_makes_the_samples() -> Non
     assert torch.equal(gan.sample(labels, seed=5), from_average)  # samples come from the average
 
 
+def test_the_moving_averages_warm_up_can_be_shortened() -> None:
+    from sepkit.gan.model import warmed_ema
+
+    one, zero = torch.ones(1), torch.zeros(1)
+    # TensorFlow's rule (warm-up 10): after 100 updates the decay is 101 / 110, not 0.99
+    assert float(warmed_ema(0.99)(one, zero, torch.tensor(100))) == pytest.approx(101 / 110)
+    assert float(warmed_ema(0.99, warmup=1)(one, zero, torch.tensor(100))) == pytest.approx(0.99)
+    with pytest.raises(SepkitError, match="ema_warmup"):
+        cfg = compose_gan(*TINY_GAN, "model.ema_warmup=0.5", tmp_path=Path("/unused"))
+        build_gan(OmegaConf.to_container(cfg.model, resolve=True), ["a", "b"])
+
+
 def test_standing_statistics_are_the_moving_averages_own() -> None:
     gan = tiny_gan()
     gan.update_average()
