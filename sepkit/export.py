@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from sepkit.errors import SepkitError
-from sepkit.separator import Separator
+from sepkit.separator import Separator, extend_masks
 
 log = logging.getLogger(__name__)
 OPSET = 18
@@ -36,7 +36,12 @@ class MaskStage(nn.Module):
         self.separator = separator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        masks = self.separator.estimate_mask_parts(x)
+        sep = self.separator
+        if sep.extender is not None:
+            # a learnt extension is the engine's, on the song's own grid (Separator.masks_at_rate):
+            # it reads only the covered bins' masks, so the bins above take the edge rule here
+            return extend_masks(sep.net(x[..., : sep.max_bins, :]), x.shape[-2], "edge")
+        masks = sep.estimate_mask_parts(x)
         return masks.movedim(0, -1) if self.separator.complex_masks else masks  # (..., 2): real, imaginary
 
 

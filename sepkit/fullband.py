@@ -109,9 +109,92 @@ class LearnedExtension(nn.Module):
         hz = torch.logspace(math.log10(low_hz), math.log10(max(high_hz, low_hz * 1.01)), bands, dtype=torch.float64)
         self.register_buffer("knots_hz", hz, persistent=False)
 
-    def forward(self, covered: torch.Tensor) -> torch.Tensor:
-        """``(batch, targets, channels, covered_bins, frames)`` to ``(batch, targets, channels, bands, frames)``."""
+    def logits(self, covered: torch.Tensor) -> torch.Tensor:
+        """The masks before the sigmoid: ``(batch, targets, channels, covered_bins, frames)`` to
+        ``(batch, targets, channels, bands, frames)``."""
         top = covered[..., -max(1, covered.shape[-2] // 8) :, :].mean(-2)
         feats = torch.stack([top, covered.mean(-2)], -1).clamp(1e-4, 1 - 1e-4).logit()  # (b, s, c, t, 2)
         z = torch.einsum("bsctf,skf->bsckt", feats, self.weight.to(feats.dtype))
-        return torch.sigmoid(z + self.bias[None, :, None, :, None])
+        return z + self.bias[None, :, None, :, None]
+
+    def forward(self, covered: torch.Tensor) -> torch.Tensor:
+        """``(batch, targets, channels, covered_bins, frames)`` to ``(batch, targets, channels, bands, frames)``."""
+        return torch.sigmoid(self.logits(covered))
+
+
+class BandedExtension(nn.Module):
+    """Masks for the band above the network's that see the mixture there (``mask_extension=banded``).
+
+    The band from just above the covered bins to ``high_hz`` is cut into ``bands`` log-spaced bands;
+    each gets, per target, frame and channel, a mask from the mixture's level in every band (against
+    its level just below the covered band's top, so the gain of the song does not matter) and the
+    network's masks (as :class:`LearnedExtension`), through a small convolution over a few frames.
+    So a frame whose top holds a singer's sibilance and one whose top holds a hi-hat can get different
+    masks, band by band, which one mask per frame for the whole band cannot give. It starts as the
+    ``edge`` rule and learns when training sees the band above (a full-band loss at the song's rate).
+
+    Args:
+        n_targets: targets.
+        low_hz: the lower edge of the first band (just above the covered band).
+        high_hz: the upper edge of the last band (the highest Nyquist it should serve).
+        bands: bands above the covered band.
+        hidden: channels of the convolution.
+        context: frames the convolution sees (odd).
+    """
+
+    def __init__(
+        self,
+        n_targets: int,
+        low_hz: float,
+        high_hz: float = 24000.0,
+        bands: int = 8,
+        hidden: int = 32,
+        context: int = 5,
+    ) -> None:
+        super().__init__()
+        self.n_targets, self.bands = n_targets, bands
+        self.low_hz = low_hz
+        self.from_masks = LearnedExtension(n_targets, low_hz, high_hz, bands)
+        top = math.log10(max(high_hz, low_hz * 1.01))
+        edges = torch.logspace(math.log10(low_hz), top, bands + 1, dtype=torch.float64)
+        self.register_buffer("edges_hz", edges, persistent=False)
+        self.register_buffer("knots_hz", (edges[:-1] * edges[1:]).sqrt(), persistent=False)
+        self.mix = nn.Sequential(
+            nn.Conv1d(bands + 2 * n_targets, hidden, context, padding=context // 2),
+            nn.GELU(),
+            nn.Conv1d(hidden, n_targets * bands, 1),
+        )
+        nn.init.zeros_(self.mix[-1].weight)
+        nn.init.zeros_(self.mix[-1].bias)
+
+    def band_levels(self, magnitude: torch.Tensor, bin_hz: float) -> torch.Tensor:
+        """The mixture's level in each band against its level in the octave below ``low_hz``, in
+        units of 30 dB (clamped to ±3): ``(batch, channels, freq, frames)`` to ``(batch, channels,
+        bands, frames)``. Bands above the spectrogram's Nyquist read as silent."""
+        freqs = torch.arange(magnitude.shape[-2], device=magnitude.device, dtype=torch.float64) * bin_hz
+        edges = self.edges_hz.to(magnitude.device)
+        member = (freqs[None] >= edges[:-1, None]) & (freqs[None] < edges[1:, None])  # (bands, freq)
+        below = (freqs >= self.low_hz / 2) & (freqs < self.low_hz)
+        weights = torch.cat([member, below[None]]).to(magnitude.dtype)
+        weights = weights / weights.sum(-1, keepdim=True).clamp_min(1.0)
+        power = torch.einsum("kf,bcft->bckt", weights, magnitude.square())
+        level = 10 * torch.log10(power + 1e-10)
+        return ((level[:, :, :-1] - level[:, :, -1:]) / 30).clamp(-3.0, 3.0)
+
+    def forward(self, covered: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+        """Masks of the bands above.
+
+        Args:
+            covered: the network's masks ``(batch, targets, channels, covered_bins, frames)``.
+            levels: :meth:`band_levels` on the same frames, ``(batch, channels, bands, frames)``.
+
+        Returns:
+            ``(batch, targets, channels, bands, frames)``.
+        """
+        batch, targets, channels, _, frames = covered.shape
+        top = covered[..., -max(1, covered.shape[-2] // 8) :, :].mean(-2)
+        feats = torch.stack([top, covered.mean(-2)], 2).clamp(1e-4, 1 - 1e-4).logit()  # (b, s, 2, c, t)
+        feats = feats.permute(0, 3, 1, 2, 4).reshape(batch * channels, 2 * targets, frames)
+        x = torch.cat([levels.reshape(batch * channels, self.bands, frames).to(feats.dtype), feats], 1)
+        delta = self.mix(x).reshape(batch, channels, targets, self.bands, frames).transpose(1, 2)
+        return torch.sigmoid(self.from_masks.logits(covered) + delta)

@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from sepkit.errors import SepkitError, find_user_error
-from sepkit.fullband import LearnedExtension, masks_on_grid, stft_at_rate
+from sepkit.fullband import BandedExtension, LearnedExtension, interpolate, masks_on_grid, stft_at_rate
 from sepkit.models.base import MaskNet
 from sepkit.spectral import ISTFT, STFT, make_stft_pair
 
-MASK_EXTENSIONS = ("edge", "mean", "zero", "one", "learned")
+MASK_EXTENSIONS = ("edge", "mean", "zero", "one", "learned", "banded")
 
 
 def extend_masks(masks: torch.Tensor, n_freq: int, rule: str) -> torch.Tensor:
@@ -39,8 +39,9 @@ def extend_masks(masks: torch.Tensor, n_freq: int, rule: str) -> torch.Tensor:
         n_freq: bins of the full spectrogram.
         rule: ``edge`` repeats the highest covered bin's mask, ``mean`` uses the mean mask over
             the covered bins of each frame (Spleeter's "average"), ``zero`` removes the upper band,
-            ``one`` passes it through unchanged. (``learned`` is the separator's own:
-            :class:`sepkit.fullband.LearnedExtension`, through :meth:`Separator.extend`.) Complex
+            ``one`` passes it through unchanged. (``learned`` and ``banded`` are the separator's own:
+            :class:`sepkit.fullband.LearnedExtension` and :class:`sepkit.fullband.BandedExtension`,
+            through :meth:`Separator.extend`.) Complex
             masks extend by their modulus, at most 1: the band above gets real masks (no phase
             turn is known there) that pass at most the mixture.
 
@@ -85,8 +86,10 @@ class Separator(nn.Module):
         max_bins: lowest bins the network sees (the rest get masks by ``mask_extension``).
         patch_frames: frames per network input patch (training segments and inference chunks).
         mask_extension: rule for bins above ``max_bins``, up to the song's Nyquist: a fixed rule of
-            :func:`extend_masks`, or ``learned`` (:class:`sepkit.fullband.LearnedExtension`, trained
-            with the network; worth it when training sees the band above, at the song's rate).
+            :func:`extend_masks`, ``learned`` (:class:`sepkit.fullband.LearnedExtension`, from the
+            network's masks) or ``banded`` (:class:`sepkit.fullband.BandedExtension`, which also sees
+            the mixture's upper band), trained with the network; worth it when training sees the band
+            above, at the song's rate.
         audio_channels: channels the separator is trained on (mono input is duplicated).
         name: variant name, for tables and logs.
     """
@@ -120,13 +123,15 @@ class Separator(nn.Module):
         self.name = name
         self.stft, self.istft = make_stft_pair(n_fft, hop_length)
         self.net = net(n_targets=len(self.targets), audio_channels=audio_channels)
-        if mask_extension == "learned" and self.complex_masks:
+        if mask_extension in ("learned", "banded") and self.complex_masks:
             raise SepkitError(
-                "model.mask_extension=learned extends magnitude masks; with model.net.mask=complex use edge or mean"
+                f"model.mask_extension={mask_extension} extends magnitude masks; with model.net.mask=complex use "
+                "edge or mean"
             )
+        extenders = {"learned": LearnedExtension, "banded": BandedExtension}
         self.extender = (
-            LearnedExtension(len(self.targets), (max_bins + 0.5) * sample_rate / n_fft)
-            if mask_extension == "learned"
+            extenders[mask_extension](len(self.targets), (max_bins + 0.5) * sample_rate / n_fft)
+            if mask_extension in extenders
             else None
         )
         self.config: dict[str, Any] = {}
@@ -164,7 +169,14 @@ class Separator(nn.Module):
         if self.complex_masks:
             real, imag = self.estimate_mask_parts(x)
             return torch.complex(real, imag)
-        return self.extend(self.net(x[..., : self.max_bins, :]), x.shape[-2])
+        return self.extend(self.net(x[..., : self.max_bins, :]), x.shape[-2], self.input_magnitude(x))
+
+    def input_magnitude(self, x: torch.Tensor) -> torch.Tensor:
+        """The mixture's magnitude ``(batch, channels, freq, frames)`` from :meth:`mask_input`."""
+        if getattr(self.net, "complex_input", False):
+            real, imag = x.chunk(2, dim=1)
+            return torch.sqrt(real.square() + imag.square())
+        return x
 
     def estimate_mask_parts(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`estimate_masks` as a real tensor (no complex one on the way: what ONNX exports): the
@@ -179,21 +191,43 @@ class Separator(nn.Module):
         above = self.extend(modulus, x.shape[-2])[..., real.shape[-2] :, :]
         return torch.stack([torch.cat([real, above], -2), extend_masks(imag, x.shape[-2], "zero")])
 
-    def extension(self, covered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The masks of the band above the covered bins ``(..., covered_bins, frames)``: ``(..., knots,
-        frames)`` at the frequencies (Hz) returned with them; one knot just above the covered band for
-        a fixed rule, several for ``learned``."""
+    def extension(
+        self,
+        covered: torch.Tensor,
+        magnitude: torch.Tensor | None = None,
+        grid: tuple[int, int, int] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The masks of the band above the covered bins ``(batch, targets, channels, covered_bins,
+        frames)``: ``(..., knots, frames)`` at the frequencies (Hz) returned with them; one knot just
+        above the covered band for a fixed rule, several for ``learned`` and ``banded``.
+
+        Args:
+            covered: the network's masks on its own grid.
+            magnitude: the mixture's magnitude ``(batch, channels, freq, frames')`` on ``grid``
+                (``(rate, n_fft, hop)``, the model's when None): what ``banded`` reads the band
+                above from.
+        """
+        if isinstance(self.extender, BandedExtension):
+            if magnitude is None:
+                raise ValueError("mask_extension=banded reads the mixture's upper band: give its magnitude")
+            rate, n_fft, hop = grid or (self.sample_rate, self.n_fft, self.hop_length)
+            levels = self.extender.band_levels(magnitude, rate / n_fft)
+            if levels.shape[-1] != covered.shape[-1] or hop * self.sample_rate != self.hop_length * rate:
+                times = torch.arange(covered.shape[-1], dtype=torch.float64) * self.hop_length / self.sample_rate
+                levels = interpolate(levels, times * rate / hop, -1)
+            return self.extender(covered, levels), self.extender.knots_hz
         if self.extender is not None:
             return self.extender(covered), self.extender.knots_hz
         fill = extend_masks(covered, covered.shape[-2] + 1, self.mask_extension)[..., -1:, :]
         return fill, torch.tensor([covered.shape[-2] * self.sample_rate / self.n_fft], dtype=torch.float64)
 
-    def extend(self, covered: torch.Tensor, n_freq: int) -> torch.Tensor:
+    def extend(self, covered: torch.Tensor, n_freq: int, magnitude: torch.Tensor | None = None) -> torch.Tensor:
         """Masks of the covered bins ``(..., covered_bins, frames)`` extended to ``n_freq`` bins of
-        this separator's own STFT by its ``mask_extension``."""
+        this separator's own STFT by its ``mask_extension`` (``magnitude``: the mixture's on that
+        STFT, which ``banded`` reads)."""
         if self.extender is None:
             return extend_masks(covered, n_freq, self.mask_extension)
-        fill, hz = self.extension(covered)
+        fill, hz = self.extension(covered, magnitude)
         grid = (self.sample_rate, self.n_fft, self.hop_length)
         return masks_on_grid(covered, fill, hz, grid, grid, covered.shape[-1])[..., :n_freq, :]
 
@@ -229,7 +263,13 @@ class Separator(nn.Module):
         return self._stft_at[key]
 
     def masks_at_rate(
-        self, masks: torch.Tensor, rate: int, n_frames: int, share: bool = False, count: int | None = None
+        self,
+        masks: torch.Tensor,
+        rate: int,
+        n_frames: int,
+        share: bool = False,
+        count: int | None = None,
+        magnitude: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Masks from :meth:`estimate_masks` on the grid of :meth:`stft_pair_at` ``rate``: the bins the
         network saw interpolated at each bin's frequency and frame's time, the bins above them
@@ -242,15 +282,17 @@ class Separator(nn.Module):
             n_frames: frames of the song's STFT.
             share: first :meth:`share_mixture` (on the small model grid: interpolation keeps sums of one).
             count: only the first ``count`` targets.
+            magnitude: the song's magnitude on that grid ``(batch, channels, freq_at_rate, n_frames)``
+                (what ``banded`` reads the band above from).
         """
+        n_fft, hop = stft_at_rate(self.n_fft, self.hop_length, self.sample_rate, rate)
         covered = masks[..., : self.max_bins, :]
-        fill, hz = self.extension(covered)
+        fill, hz = self.extension(covered, magnitude, (rate, n_fft, hop))
         if share:
             joint = self.share_mixture(torch.cat([covered, fill], -2))
             covered, fill = joint[..., : self.max_bins, :], joint[..., self.max_bins :, :]
         if count is not None:
             covered, fill = covered[:, :count], fill[:, :count]
-        n_fft, hop = stft_at_rate(self.n_fft, self.hop_length, self.sample_rate, rate)
         model_grid = (self.sample_rate, self.n_fft, self.hop_length)
         return masks_on_grid(covered, fill, hz, model_grid, (rate, n_fft, hop), n_frames)
 
@@ -298,7 +340,7 @@ class Separator(nn.Module):
         spec = encode(mixture)
         derive_last = self.covers_mixture and not wiener_iterations and len(self.targets) > 1
         count = len(self.targets) - 1 if derive_last else None
-        full = self.masks_at_rate(masks, rate, spec.shape[-1], share=True, count=count)
+        full = self.masks_at_rate(masks, rate, spec.shape[-1], share=True, count=count, magnitude=spec.abs())
         if not wiener_iterations:
             if not derive_last:
                 return decode(self.apply_masks(full, spec), mixture.shape[-1])

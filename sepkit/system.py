@@ -84,7 +84,7 @@ class SeparationSystem(L.LightningModule):
         loss = self.loss(masks, sep.loss_spectrogram(mix_spec), sep.loss_spectrogram(target_spec), weight)
         if isinstance(self.loss, WithWaveformSNR) and self.loss.weight:
             # the waveforms inference would give: every bin masked, the mixture's phase, overlap-add
-            full = sep.extend(masks[..., : sep.max_bins, :], spec.shape[-2])
+            full = sep.extend(masks[..., : sep.max_bins, :], spec.shape[-2], spec.abs())
             estimates = sep.decode(sep.apply_masks(full, spec), mixture.shape[-1])
             if lengths is not None:  # padding is silent in all three; keep it out of the powers
                 keep = torch.arange(mixture.shape[-1], device=mixture.device)[None] < lengths[:, None]
@@ -101,7 +101,7 @@ class SeparationSystem(L.LightningModule):
         masks = sep.estimate_masks(sep.mask_input(sep.encode(low)))
         encode, decode = sep.stft_pair_at(self.sample_rate, mixture.device)
         spec = encode(mixture)
-        full = sep.masks_at_rate(masks, self.sample_rate, spec.shape[-1], share=True)
+        full = sep.masks_at_rate(masks, self.sample_rate, spec.shape[-1], share=True, magnitude=spec.abs())
         weight = self._frame_weight(lengths, mixture.shape[-1], spec.shape[-1], encode.hop_length)
         loss = self.loss(full, sep.loss_spectrogram(spec), sep.loss_spectrogram(encode(targets)), weight)
         if isinstance(self.loss, WithWaveformSNR) and self.loss.weight:

@@ -80,22 +80,31 @@ def _resume_path(cfg: DictConfig) -> str | None:
     return str(last)
 
 
+EXTENSION_KEY = "mask_extension"
+
+
 def read_init(cfg: DictConfig) -> dict[str, Any] | None:
     """``init=PATH|bundled``: the checkpoint a run starts its weights from (fine-tuning; a fresh
     optimiser and schedule, any data). Its model settings become the run's, unless the command line
-    set model keys of its own, which must then agree with the checkpoint's."""
+    set model keys of its own, which must then agree with the checkpoint's; only ``mask_extension``
+    may differ (a learnt extension then starts afresh on the checkpoint's network)."""
     if not cfg.get("init"):
         return None
     if cfg.get("ckpt_path") or cfg.get("resume"):
         raise SepkitError("init= starts a new run from a checkpoint's weights; resume= continues one: give one")
     ckpt = read_checkpoint(cfg.init, kind=SEPARATOR)
-    theirs = ckpt[CHECKPOINT_KEY]["model"]
+    theirs = dict(ckpt[CHECKPOINT_KEY]["model"])
     ours = OmegaConf.to_container(cfg.model, resolve=True)
-    if model_overridden() and ours != theirs:
+    overridden = model_overrides()
+    if f"model.{EXTENSION_KEY}" in overridden and ours[EXTENSION_KEY] != theirs.get(EXTENSION_KEY):
+        # another rule for the band above the network's: the network's weights still fit
+        log.info("init: mask_extension %s instead of %s", ours[EXTENSION_KEY], theirs.get(EXTENSION_KEY))
+        theirs[EXTENSION_KEY] = ours[EXTENSION_KEY]
+    if overridden - {f"model.{EXTENSION_KEY}"} and ours != theirs:
         differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
         raise SepkitError(
             f"init={cfg.init}: its model differs from this run's in {', '.join(differ)}; leave model settings "
-            "out of the command line to fine-tune the checkpoint's own model"
+            "out of the command line to fine-tune the checkpoint's own model (model.mask_extension may differ)"
         )
     with open_dict(cfg):
         cfg.model = OmegaConf.create(theirs)
@@ -103,15 +112,16 @@ def read_init(cfg: DictConfig) -> dict[str, Any] | None:
     return ckpt
 
 
-def model_overridden() -> bool:
-    """Whether the command line set ``model=...`` or ``model.*`` (under Hydra; False outside it)."""
+def model_overrides() -> set[str]:
+    """The model keys the command line set (``model`` for ``model=...``; none outside Hydra)."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
         overrides = HydraConfig.get().overrides.task
     except ValueError:
-        return False
-    return any(o.lstrip("+~").split("=", 1)[0].split(".", 1)[0] == "model" for o in overrides)
+        return set()
+    keys = (o.lstrip("+~").split("=", 1)[0] for o in overrides)
+    return {k for k in keys if k.split(".", 1)[0] == "model"}
 
 
 def start_from(separator: torch.nn.Module, ckpt: dict[str, Any], cfg: DictConfig) -> None:
@@ -125,7 +135,8 @@ def start_from(separator: torch.nn.Module, ckpt: dict[str, Any], cfg: DictConfig
         )
     state = {k[len(STATE_PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
     own = separator.state_dict()
-    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    # statistics a module sizes when it first sees data start empty; their load hooks size them
+    fitting = {k: v for k, v in state.items() if k in own and (own[k].shape == v.shape or own[k].numel() == 0)}
     separator.load_state_dict(fitting, strict=False)
     if len(fitting) < len(own):
         log.info("init: %d of %d tensors loaded, the rest start afresh", len(fitting), len(own))

@@ -89,6 +89,27 @@ def test_source_augment_keeps_ranges() -> None:
     assert (swapped[:, 0].sum(-1) > 0).any() and (swapped[:, 1].sum(-1) > 0).any()
 
 
+def test_treble_augment_shelves_each_source_above_its_frequency_only() -> None:
+    def band_db(x: torch.Tensor, y: torch.Tensor, low: float, high: float) -> torch.Tensor:
+        freqs = torch.fft.rfftfreq(x.shape[-1], 1 / 44100)
+        keep = (freqs >= low) & (freqs < high)
+        power = [torch.fft.rfft(z, dim=-1).abs().square()[..., keep].sum((-1, -2)) for z in (x, y)]
+        return 10 * torch.log10(power[1] / power[0])
+
+    torch.manual_seed(0)
+    src = torch.randn(6, 2, 44100) * 0.1
+    fixed = SourceAugment(gain=None, channel_swap=False, sign_flip=False, treble=(9.0, 9.0), sample_rate=44100)
+    out = fixed(src)
+    assert torch.allclose(band_db(src, out, 14000, 22050), torch.full((6,), 9.0), atol=0.2)
+    assert band_db(src, out, 0, 2000).abs().max() < 0.1  # the band the networks see is left alone
+    drawn = SourceAugment(gain=None, sign_flip=False, treble=(-9.0, 9.0), sample_rate=44100)(src)
+    drawn = band_db(src, drawn, 14000, 22050)
+    assert drawn.min() < -1 and drawn.max() > 1 and drawn.abs().max() < 9.2  # one draw per source, in range
+    for bad, needle in (({"treble": (3.0, -3.0)}, "low <= high"), ({"treble": (-3.0, 3.0)}, "treble_hz")):
+        with pytest.raises(SepkitError, match=needle):
+            SourceAugment(**bad)
+
+
 def test_frequency_mask_masks_the_same_bands_everywhere() -> None:
     torch.manual_seed(0)
     mix = torch.rand(3, 2, 64, 10) + 0.1

@@ -110,3 +110,22 @@ def test_unknown_backend_and_missing_file_fail_clearly(tmp_path) -> None:
     separator.checkpoint_path = str(tmp_path / "model.ckpt")  # as load_separator sets it
     with pytest.raises(SepkitError, match="export=onnx"):  # nothing exported beside it yet
         SeparationEngine(separator, device="cpu", backend="onnxruntime")
+
+
+@pytest.mark.parametrize("extension", [pytest.param("learned", marks=pytest.mark.slow), "banded"])  # one path
+def test_a_learnt_extension_separates_the_same_through_onnxruntime(tmp_path, extension: str) -> None:
+    """The network goes to ONNX; the learnt extension stays the engine's (it reads the song's own grid)."""
+    from sepkit.export import export_onnx
+    from tests.test_separator import PAPER
+
+    torch.manual_seed(0)
+    separator = build_separator({**PAPER, "mask_extension": extension}, ["vocals", "accompaniment"]).eval()
+    with torch.no_grad():
+        for p in separator.extender.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    path = export_onnx(separator, tmp_path / "m.onnx")
+    audio = torch.randn(2, 3 * 44100) * 0.1
+    torch_out = SeparationEngine(separator, device="cpu").separate(audio, 44100)
+    onnx_out = SeparationEngine(separator, device="cpu", backend="onnxruntime", onnx=str(path)).separate(audio, 44100)
+    for target in separator.targets:
+        assert float((torch_out[target] - onnx_out[target]).abs().max()) < TOLERANCE

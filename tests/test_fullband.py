@@ -10,7 +10,14 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from sepkit.fullband import LearnedExtension, interpolate, knot_positions, masks_on_grid, stft_at_rate
+from sepkit.fullband import (
+    BandedExtension,
+    LearnedExtension,
+    interpolate,
+    knot_positions,
+    masks_on_grid,
+    stft_at_rate,
+)
 from sepkit.inference import SeparationEngine
 from sepkit.separation import stream_file
 from sepkit.separator import build_separator
@@ -176,6 +183,72 @@ def test_a_learned_extension_is_saved_and_reloaded(tmp_path) -> None:
     one, two = (SeparationEngine(s, device="cpu").separate(mix, 44100) for s in (sep, again))
     assert torch.equal(one["vocals"], two["vocals"])
     assert 10 * torch.log10(((one["vocals"] + one["accompaniment"] - mix) ** 2).sum() / (mix**2).sum()) < -80
+
+
+def tone_magnitude(hz: float, rate: int = 44100, n_fft: int = 2048, gain: float = 1.0) -> torch.Tensor:
+    """``(1, 1, freq, frames)`` magnitude of a tone at ``hz`` over quiet noise."""
+    torch.manual_seed(0)
+    t = torch.arange(rate) / rate
+    wav = gain * (torch.sin(2 * torch.pi * hz * t) + 0.001 * torch.randn_like(t))
+    window = torch.hann_window(n_fft)
+    return torch.stft(wav, n_fft, n_fft // 4, window=window, return_complex=True).abs()[None, None]
+
+
+def test_banded_extension_reads_the_mixtures_upper_band() -> None:
+    ext = BandedExtension(n_targets=2, low_hz=4000.0, high_hz=24000.0, bands=6)
+    levels = ext.band_levels(tone_magnitude(12000.0), 44100 / 2048)  # (1, 1, bands, frames)
+    loud = int(((ext.edges_hz[:-1] <= 12000) & (ext.edges_hz[1:] > 12000)).nonzero())
+    others = [k for k in range(6) if k != loud]
+    assert float(levels[0, 0, loud].mean()) > float(levels[0, 0, others].max()) + 1.0  # 30 dB and more above
+    louder = ext.band_levels(tone_magnitude(12000.0, gain=10.0), 44100 / 2048)
+    torch.testing.assert_close(louder, levels, atol=1e-3, rtol=0)  # the song's gain does not matter
+    # bands above a spectrogram's Nyquist read as silent: the lowest level there is
+    low_rate = ext.band_levels(tone_magnitude(3000.0, rate=16000, n_fft=1024), 16000 / 1024)
+    assert float(low_rate[0, 0, -1].max()) == -3.0
+
+
+def test_banded_extension_starts_as_the_edge_rule_and_learns_from_the_band_levels() -> None:
+    """Masks that follow the mixture's upper band, frame by frame: a mask-only extension cannot learn them."""
+    torch.manual_seed(0)
+    ext = BandedExtension(n_targets=1, low_hz=4000.0, high_hz=22050.0, bands=4)
+    covered = torch.full((4, 1, 1, 32, 40), 0.5)
+    levels = torch.rand(4, 1, 4, 40) * 2 - 1
+    torch.testing.assert_close(ext(covered, levels), torch.full((4, 1, 1, 4, 40), 0.5), atol=1e-6, rtol=0)
+    target = (levels[:, None] > 0).float() * 0.8 + 0.1  # loud band: 0.9, quiet: 0.1
+    optimizer = torch.optim.Adam(ext.parameters(), lr=0.02)
+    first = None
+    for _ in range(150):
+        loss = (ext(covered, levels) - target).abs().mean()
+        first = first if first is not None else float(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert first == pytest.approx(0.4, abs=0.01) and float(loss) < 0.1
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_a_banded_extension_keeps_the_sums_and_reloads(tmp_path, rate: int) -> None:
+    from sepkit.checkpoint import load_separator, separator_checkpoint
+    from tests.test_separator import PAPER
+
+    torch.manual_seed(0)
+    sep = build_separator({**PAPER, "mask_extension": "banded"}, ["vocals", "accompaniment"]).eval()
+    with torch.no_grad():
+        for p in sep.extender.mix.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    torch.save(separator_checkpoint(sep, {}), tmp_path / "m.ckpt")
+    again = load_separator(tmp_path / "m.ckpt")
+    mix = torch.randn(2, rate * 3) * 0.2
+    one, two = (SeparationEngine(s, device="cpu").separate(mix, rate) for s in (sep, again))
+    assert torch.equal(one["vocals"], two["vocals"])
+    assert 10 * torch.log10(((one["vocals"] + one["accompaniment"] - mix) ** 2).sum() / (mix**2).sum()) < -80
+    # its masks above the network's band differ from a mask-only extension's: it reads the mixture
+    edge = build_separator({**PAPER, "mask_extension": "edge"}, ["vocals", "accompaniment"]).eval()
+    edge.load_state_dict({k: v for k, v in sep.state_dict().items() if not k.startswith("extender")})
+    plain = SeparationEngine(edge, device="cpu").separate(mix, rate)
+    assert band_energy((one["vocals"] - plain["vocals"]).numpy(), rate, 6000, rate / 2) > 1e-3 * band_energy(
+        mix.numpy(), rate, 6000, rate / 2
+    )
 
 
 def test_full_band_training_learns_the_band_above(tmp_path, tiny_root, cache_dir) -> None:

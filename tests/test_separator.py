@@ -30,7 +30,7 @@ def test_extension_rules() -> None:
     assert extend_masks(masks, 3, "zero")[2].abs().sum() == 0
     assert torch.equal(extend_masks(masks, 3, "one")[2], torch.ones(2))
     assert torch.equal(extend_masks(masks, 2, "edge"), masks)
-    assert set(MASK_EXTENSIONS) == {"edge", "mean", "zero", "one", "learned"}
+    assert set(MASK_EXTENSIONS) == {"edge", "mean", "zero", "one", "learned", "banded"}
 
 
 def test_forward_shapes_and_masks(separator) -> None:

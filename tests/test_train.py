@@ -144,12 +144,18 @@ def test_train_on_a_stem_mp4_folder(tmp_path, cache_dir) -> None:
     assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
 
 
-def test_fine_tuning_starts_from_a_checkpoints_weights(tmp_path, tiny_root, cache_dir, tiny_ckpt) -> None:
+@pytest.mark.parametrize("extension", [None, "banded"])
+def test_fine_tuning_starts_from_a_checkpoints_weights(
+    tmp_path, tiny_root, cache_dir, tiny_ckpt, extension: str | None
+) -> None:
+    """The checkpoint's model and weights; another mask_extension may be asked for (it starts afresh)."""
     args = [*tiny_train_args(tmp_path, tiny_root, cache_dir), "++trainer.max_steps=1", "logger=none"]
     args = [a for a in args if not a.startswith("model.net")]  # the checkpoint brings its model
+    args += [f"model.mask_extension={extension}", "data.sample_rate=44100"] if extension else []
     result = run_entry("train.py", *args, f"init={tiny_ckpt}", "optimizer.lr=1e-6")
     assert result.returncode == 0, result.stderr[-3000:]
     tuned = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert tuned["sepkit"]["model"]["mask_extension"] == (extension or "edge")
     start = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)
     assert tuned["global_step"] == 1 and tuned["optimizer_states"]  # a fresh run of its own
     for key, value in start["state_dict"].items():
@@ -183,3 +189,31 @@ def test_fine_tuning_refuses_what_does_not_fit(tmp_path, tiny_root, cache_dir, t
             cfg.paths.output_dir = str(tmp_path / "run")
         with pytest.raises(SepkitError, match=needle):
             train(cfg)
+
+
+@pytest.mark.parametrize("net", ["stereo", "stats"])
+def test_fine_tuning_keeps_the_checkpoints_input_statistics(net: str) -> None:
+    """Statistics a network sizes on its first batch (unet_stereo's per-bin norm, input_scaling=stats)
+    start empty in a new separator: fine-tuning loads them, it does not start them afresh."""
+    from omegaconf import OmegaConf
+
+    from sepkit.checkpoint import separator_checkpoint
+    from sepkit.separator import build_separator
+    from sepkit.training import start_from
+    from tests.test_separator import PAPER
+
+    if net == "stereo":
+        model = {**PAPER, "net": {"_target_": "sepkit.models.unet_stereo.StereoUNet", "_partial_": True}}
+    else:
+        model = {**PAPER, "net": {**PAPER["net"], "input_scaling": "stats"}}
+    torch.manual_seed(0)
+    trained = build_separator(model, ["vocals", "accompaniment"])
+    if net == "stereo":
+        trained.train()(torch.rand(2, 2, 8192))  # one batch sizes the norm's statistics
+    else:
+        trained.net.set_input_statistics(torch.rand(512), torch.rand(512) + 0.5)
+    fresh = build_separator(model, ["vocals", "accompaniment"])
+    start_from(fresh, separator_checkpoint(trained, {}), OmegaConf.create({"init": "x.ckpt"}))
+    ours, theirs = fresh.state_dict(), trained.state_dict()
+    statistics = [k for k in theirs if "input_norm" in k or "input_s" in k]
+    assert statistics and all(torch.equal(ours[k], theirs[k]) for k in theirs)

@@ -18,21 +18,36 @@ from sepkit.errors import SepkitError
 
 @dataclass
 class SourceAugment:
-    """Random gain, channel swap and sign flip, drawn independently per source.
+    """Random gain, treble, channel swap and sign flip, drawn independently per source.
 
     Args:
         gain: ``[low, high]`` linear gain range, or None to disable.
         channel_swap: swap left/right with probability 0.5.
         sign_flip: multiply by -1 with probability 0.5.
+        treble: ``[low, high]`` dB range of a high shelf (:func:`high_shelf` at ``treble_hz``) per
+            source, or None to disable: how bright each source is varies, so a
+            model does not learn one song collection's balance of the band above a few kHz.
+        treble_hz: the shelf's centre frequency.
+        sample_rate: the sources' rate (needed with ``treble``).
     """
 
     gain: Sequence[float] | None = (0.25, 1.25)
     channel_swap: bool = True
     sign_flip: bool = True
+    treble: Sequence[float] | None = None
+    treble_hz: float = 6000.0
+    sample_rate: int | None = None
 
     def __post_init__(self) -> None:
         if self.gain is not None and (len(self.gain) != 2 or not 0 <= self.gain[0] <= self.gain[1]):
             raise SepkitError(f"data.augment.gain={list(self.gain)} must be [low, high] with 0 <= low <= high")
+        if self.treble is not None and (len(self.treble) != 2 or not self.treble[0] <= self.treble[1]):
+            raise SepkitError(f"data.augment.treble={list(self.treble)} must be [low, high] dB with low <= high")
+        if self.treble is not None and (self.sample_rate is None or not 0 < self.treble_hz < self.sample_rate / 2):
+            raise SepkitError(
+                f"data.augment.treble_hz={self.treble_hz} must lie between 0 and half the data's rate "
+                f"({self.sample_rate})"
+            )
 
     def __call__(self, sources: torch.Tensor) -> torch.Tensor:
         """Augment ``(sources, channels, time)``; returns a new tensor."""
@@ -46,7 +61,19 @@ class SourceAugment:
             out[swap] = out[swap].flip(1)
         if self.sign_flip:
             out = out * torch.where(torch.rand(n, 1, 1) < 0.5, -1.0, 1.0)
+        if self.treble is not None:
+            low, high = self.treble
+            out = high_shelf(out, self.sample_rate, self.treble_hz, low + (high - low) * torch.rand(n, 1, 1))
         return out
+
+
+def high_shelf(x: torch.Tensor, sample_rate: int, hz: float, db: torch.Tensor) -> torch.Tensor:
+    """A zero-phase high shelf of ``db`` (broadcast against ``x``'s leading axes, ending in ``(..., 1)``)
+    on ``(..., time)``: half its gain at ``hz``, most of it an octave above, none an octave below."""
+    spectrum = torch.fft.rfft(x, dim=-1)
+    freqs = torch.fft.rfftfreq(x.shape[-1], 1 / sample_rate, dtype=x.dtype)
+    shape = 0.5 * (1 + torch.tanh(2 * torch.log2(freqs.clamp_min(1.0) / hz)))
+    return torch.fft.irfft(spectrum * 10 ** (db * shape / 20), n=x.shape[-1], dim=-1)
 
 
 class FrequencyMask(nn.Module):

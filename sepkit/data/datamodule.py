@@ -213,7 +213,7 @@ class SeparationDataModule(L.LightningDataModule):
         self.remix = bool(augment.pop("remix", False))
         freq_mask = augment.pop("freq_mask", None)
         self.spec_augment = FrequencyMask(**freq_mask) if freq_mask else None
-        self.source_augment = SourceAugment(**augment)
+        self.source_augment = SourceAugment(**augment, sample_rate=sample_rate)
         self.tracks: dict[str, list[TrackInfo]] = {}
         self.audio: dict[str, list[np.ndarray]] = {}
 
