@@ -292,7 +292,7 @@ def test_the_full_band_gpu_recipe_runs_on_the_cpu(tmp_path, tiny_root, cache_dir
 
     narrow = ["model.net.base_channels=4", "model.net.levels=2"]
     separator = train_shrunk_recipe("fullband_gpu", narrow, tmp_path, tiny_root, cache_dir)
-    assert separator.targets == ["vocals", "drums", "bass", "other"] and separator.mask_extension == "learned"
+    assert separator.targets == ["vocals", "drums", "bass", "other"] and separator.mask_extension == "banded"
     mix = torch.randn(2, 44100 * 2) * 0.2
     stems = SeparationEngine(separator, device="cpu").separate(mix, 44100)
     assert 10 * torch.log10(((sum(stems.values()) - mix) ** 2).sum() / (mix**2).sum()) < -80
