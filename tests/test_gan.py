@@ -457,6 +457,51 @@ def test_an_improved_step_trains_with_its_own_rates_regularisers_and_average() -
     assert not torch.equal(gan.discriminator.classifier.weight, head_before)  # the auxiliary head learnt
 
 
+def test_an_adaptive_augmentation_strength_follows_how_surely_reals_are_called_real() -> None:
+    """ADA's rule on the strength: a discriminator sure of the training windows (r_t above the target)
+    gets stronger augmentation step by step, one unsure of them weaker, within 0 and 4; a run logs
+    r_t and the strength at every step and checkpoints the strength."""
+    from sepkit.errors import SepkitError
+    from sepkit.gan.augment import DiffAugment
+    from sepkit.gan.losses import Hinge
+
+    classifier = Classifier(3, channels=(4,), embed_dim=4)
+    system = GANSystem(tiny_gan(), classifier, torch.optim.Adam, augment=DiffAugment(), adaptive=0.6)
+    system.adapt(0.9)
+    assert system.augment.strength == pytest.approx(1.01)
+    system.adapt(0.6)  # at the target: down
+    system.adapt(-0.5)
+    assert system.augment.strength == pytest.approx(0.99)
+    for r_t in [1.0] * 400 + [-1.0] * 500:
+        system.adapt(r_t)
+        assert 0.0 <= system.augment.strength <= 4.0
+    assert system.augment.strength == 0.0
+
+    audio = torch.randn(16, tiny_gan().segment_samples, generator=torch.Generator().manual_seed(0)) * 0.1
+    labels = torch.tensor([0, 1, 2, 0] * 4)
+    augment = DiffAugment()
+    system = GANSystem(
+        tiny_gan(),
+        classifier,
+        partial(torch.optim.Adam, lr=1e-3),
+        loss=Hinge(),
+        augment=augment,
+        adaptive=0.6,
+        adaptive_speed=0.1,
+    )
+    trainer = bare_trainer()
+    trainer.fit(system, train_dataloaders=torch.utils.data.DataLoader(list(zip(audio, labels, strict=True)), 4))
+    metrics = trainer.callback_metrics
+    assert -1 <= float(metrics["train/r_t"]) <= 1
+    assert float(metrics["train/augment_strength"]) == pytest.approx(augment.strength)
+    assert round((augment.strength - 1.0) / 0.1) % 2 == 0 and abs(augment.strength - 1.0) <= 0.4 + 1e-6  # 4 steps
+    checkpoint = {}
+    system.on_save_checkpoint(checkpoint)
+    assert checkpoint["sepkit"]["augment_strength"] == augment.strength
+    with pytest.raises(SepkitError, match="adversarial.adaptive"):
+        GANSystem(tiny_gan(), classifier, torch.optim.Adam, adaptive=0.6)  # nothing to adapt
+
+
 def test_the_generator_can_weigh_the_auxiliary_term_apart_from_the_discriminator() -> None:
     from sepkit.gan.losses import Hinge
 

@@ -63,6 +63,19 @@ def test_diff_augment_keeps_spectrograms_spectrograms_and_passes_gradients() -> 
     assert spec.grad is not None and spec.grad.abs().sum() > 0
 
 
+def test_diff_augment_strength_scales_its_transforms_up_to_their_limits() -> None:
+    torch.manual_seed(0)
+    spec = torch.rand(6, 1, 8, 40) + 0.1
+    augment = DiffAugment(level=0.0, shift=0.0, cutout=0.25)
+    augment.strength = 2.0
+    cut = augment(spec)
+    assert ((cut == 0).all(dim=2).squeeze(1).sum(dim=1) == 20).all()  # half the frames at twice the strength
+    augment.strength = 10.0
+    assert augment.scaled("cutout") == 0.75 and ((augment(spec) == 0).all(dim=2).squeeze(1).sum(dim=1) == 30).all()
+    augment.strength = 0.0
+    assert torch.equal(augment(spec), spec)  # none at all
+
+
 def test_group_std_sees_a_collapsed_group_and_keeps_groups_apart() -> None:
     maps = torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     maps[:4] = maps[0]  # the first group of four: one sample four times

@@ -48,6 +48,11 @@ TRAIN_G_LOSS = "train/g_loss"
 TRAIN_D_REAL = "train/d_real"  # mean D(real) probability
 TRAIN_D_FAKE = "train/d_fake"  # mean D(fake) probability
 TRAIN_R1 = "train/r1"
+# The share of real samples the discriminator calls real, as a sign mean in [-1, 1] (ADA's r_t,
+# Karras et al. 2020): near 1 when it has learnt the training windows by heart.
+TRAIN_OVERFIT = "train/r_t"
+TRAIN_STRENGTH = "train/augment_strength"
+MAX_STRENGTH = 4.0
 VAL_FD = f"val/{FD}"
 # The mean of the last few validations' class-conditional Fréchet distance (each category's
 # distance to its own real windows, averaged over categories): in the reference embedding when it
@@ -122,6 +127,12 @@ class GANSystem(L.LightningModule):
             auxiliary weight falls linearly towards zero (0: constant): the pull sets the categories
             early and lets go of the samples' variety late.
         score_average: validations averaged into ``val/fd_mean``.
+        adaptive: target of ``r_t`` (the mean sign of the discriminator's outputs on real samples)
+            for an adaptive augmentation strength (ADA's rule, Karras et al. 2020, turning the
+            strength of ``augment`` instead of a probability): after each step the strength rises by
+            ``adaptive_speed`` when ``r_t`` is above the target (the discriminator is learning the
+            training windows by heart), falls when below, between 0 and 4. ``None``: fixed strength.
+        adaptive_speed: the strength's change per step.
         reference: the fixed reference embedding (its scores are left out without one).
     """
 
@@ -143,6 +154,8 @@ class GANSystem(L.LightningModule):
         lr_decay: float = 0.0,
         auxiliary_decay: float = 0.0,
         score_average: int = 1,
+        adaptive: float | None = None,
+        adaptive_speed: float = 0.01,
         reference: ReferenceEmbedding | None = None,
     ) -> None:
         super().__init__()
@@ -166,6 +179,13 @@ class GANSystem(L.LightningModule):
         if not 0.0 <= auxiliary_decay <= 1.0:
             raise SepkitError(f"adversarial.auxiliary_decay={auxiliary_decay} must be a share of the run, from 0 to 1")
         self.auxiliary_decay = auxiliary_decay
+        if adaptive is not None and (augment is None or not -1.0 < adaptive < 1.0 or adaptive_speed <= 0):
+            raise SepkitError(
+                f"adversarial.adaptive={adaptive} needs adversarial.augment, a target between -1 and 1 (ADA: 0.6) "
+                f"and adversarial.adaptive_speed > 0 (got {adaptive_speed})"
+            )
+        self.adaptive = adaptive
+        self.adaptive_speed = adaptive_speed
         self.recent_fd: deque[float] = deque(maxlen=score_average)
         # Not a submodule: the reference's weights stay out of this system's checkpoints and optimisers.
         self._reference = [reference] if reference is not None else []
@@ -242,6 +262,17 @@ class GANSystem(L.LightningModule):
         self.log(TRAIN_G_LOSS, g_loss.detach(), prog_bar=True, batch_size=n)
         self.log(TRAIN_D_REAL, torch.sigmoid(d_real.detach().float()).mean(), batch_size=n)
         self.log(TRAIN_D_FAKE, torch.sigmoid(d_fake.detach().float()).mean(), batch_size=n)
+        r_t = float(torch.sign(d_real.detach().float()).mean())
+        self.log(TRAIN_OVERFIT, r_t, batch_size=n)
+        if self.adaptive is not None:
+            self.adapt(r_t)
+            self.log(TRAIN_STRENGTH, self.augment.strength, batch_size=n)
+
+    def adapt(self, r_t: float) -> None:
+        """One step of the adaptive strength: up by ``adaptive_speed`` when ``r_t`` is above the target,
+        else down, within 0 and :data:`MAX_STRENGTH`."""
+        step = self.adaptive_speed if r_t > self.adaptive else -self.adaptive_speed
+        self.augment.strength = min(MAX_STRENGTH, max(0.0, self.augment.strength + step))
 
     def generator_auxiliary_factor(self, batch_idx: int) -> float:
         """The share of ``auxiliary_generator`` the generator's step ``batch_idx`` of this epoch gets."""
@@ -306,8 +337,12 @@ class GANSystem(L.LightningModule):
     # ---- checkpoints -------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = {**self.gan.describe(), "run": self.run_info, "recent_fd": list(self.recent_fd)}
+        if self.adaptive is not None:
+            checkpoint[CHECKPOINT_KEY]["augment_strength"] = self.augment.strength
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         info = checkpoint.get(CHECKPOINT_KEY, {})
         self.run_info = info.get("run", self.run_info)
         self.recent_fd.extend(info.get("recent_fd", []))
+        if self.adaptive is not None and "augment_strength" in info:  # a resumed run goes on from it
+            self.augment.strength = info["augment_strength"]
