@@ -109,11 +109,17 @@ class LearnedExtension(nn.Module):
         hz = torch.logspace(math.log10(low_hz), math.log10(max(high_hz, low_hz * 1.01)), bands, dtype=torch.float64)
         self.register_buffer("knots_hz", hz, persistent=False)
 
+    @staticmethod
+    def features(covered: torch.Tensor) -> torch.Tensor:
+        """Logits of the mean mask over the top eighth of the covered bins and over all of them:
+        ``(batch, targets, channels, covered_bins, frames)`` to ``(batch, targets, channels, frames, 2)``."""
+        top = covered[..., -max(1, covered.shape[-2] // 8) :, :].mean(-2)
+        return torch.stack([top, covered.mean(-2)], -1).clamp(1e-4, 1 - 1e-4).logit()
+
     def logits(self, covered: torch.Tensor) -> torch.Tensor:
         """The masks before the sigmoid: ``(batch, targets, channels, covered_bins, frames)`` to
         ``(batch, targets, channels, bands, frames)``."""
-        top = covered[..., -max(1, covered.shape[-2] // 8) :, :].mean(-2)
-        feats = torch.stack([top, covered.mean(-2)], -1).clamp(1e-4, 1 - 1e-4).logit()  # (b, s, c, t, 2)
+        feats = self.features(covered)
         z = torch.einsum("bsctf,skf->bsckt", feats, self.weight.to(feats.dtype))
         return z + self.bias[None, :, None, :, None]
 
@@ -152,7 +158,7 @@ class BandedExtension(nn.Module):
         context: int = 5,
     ) -> None:
         super().__init__()
-        self.n_targets, self.bands = n_targets, bands
+        self.bands = bands
         self.low_hz = low_hz
         self.from_masks = LearnedExtension(n_targets, low_hz, high_hz, bands)
         top = math.log10(max(high_hz, low_hz * 1.01))
@@ -192,9 +198,8 @@ class BandedExtension(nn.Module):
             ``(batch, targets, channels, bands, frames)``.
         """
         batch, targets, channels, _, frames = covered.shape
-        top = covered[..., -max(1, covered.shape[-2] // 8) :, :].mean(-2)
-        feats = torch.stack([top, covered.mean(-2)], 2).clamp(1e-4, 1 - 1e-4).logit()  # (b, s, 2, c, t)
-        feats = feats.permute(0, 3, 1, 2, 4).reshape(batch * channels, 2 * targets, frames)
+        feats = self.from_masks.features(covered)  # (batch, targets, channels, frames, 2)
+        feats = feats.permute(0, 2, 1, 4, 3).reshape(batch * channels, 2 * targets, frames)
         x = torch.cat([levels.reshape(batch * channels, self.bands, frames).to(feats.dtype), feats], 1)
         delta = self.mix(x).reshape(batch, channels, targets, self.bands, frames).transpose(1, 2)
         return torch.sigmoid(self.from_masks.logits(covered) + delta)
