@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks import EMAWeightAveraging, RichProgressBar
 
 from sepkit.audio import resample
 from sepkit.errors import SepkitError
@@ -55,6 +55,53 @@ class StopOnNonFinite(L.Callback):
 
 def _word(value: torch.Tensor) -> str:
     return "NaN" if bool(torch.isnan(value).any()) else "infinite"
+
+
+class WeightEMA(EMAWeightAveraging):
+    """Lightning's exponential moving average of the weights, for a separator: validation, the
+    checkpoints' ``state_dict`` and the end of the run hold the average (Lightning keeps the raw
+    weights beside it for resume).
+
+    The average is taken after the first training step rather than when the fit begins, once every
+    statistic that a network sizes from its first batch (``unet_stereo``'s per-bin normalisation) has
+    its size; on resume it starts from the checkpoint's average.
+
+    Args:
+        decay: the average's decay per step; its horizon is ``1 / (1 - decay)`` steps.
+    """
+
+    def __init__(self, decay: float = 0.999) -> None:
+        if not 0.0 < decay < 1.0:
+            raise SepkitError(f"callbacks.ema.decay must lie between 0 and 1 (got {decay}): e.g. 0.999")
+        super().__init__(decay=decay)
+        self._restored: dict[str, Any] | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not hasattr(pl_module, "separator"):
+            raise SepkitError(
+                "callbacks=ema averages a separator's weights; the GAN keeps its own average (model.ema_decay)"
+            )
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if "current_model_state" in checkpoint and "averaging_state" in checkpoint:
+            # the raw weights go on training; the average is rebuilt from the checkpoint at the first step
+            self._restored = {"module." + k: v for k, v in checkpoint["state_dict"].items()}
+            self._restored |= checkpoint["averaging_state"]
+            pl_module.load_state_dict(checkpoint["current_model_state"])
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._average_model is None:
+            super().setup(trainer, pl_module, "fit")
+            if self._restored is not None:
+                self._average_model.load_state_dict(self._restored)
+                self._restored = None
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._average_model is not None:
+            super().on_train_end(trainer, pl_module)
 
 
 class ProgressBar(RichProgressBar):

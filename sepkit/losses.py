@@ -65,13 +65,19 @@ class SpectrogramMSE(nn.Module):
         return weighted_mean(squared(masks * mix.unsqueeze(1) - targets), weight)
 
 
+def soft_snr(error: torch.Tensor, signal: torch.Tensor, mixture: torch.Tensor, max_snr: float) -> torch.Tensor:
+    """Negative SNR in dB from energies (any matching shapes), the error floored at ``max_snr`` dB
+    below the mixture's energy (Wisdom et al. 2020, "Unsupervised sound separation using mixture
+    invariant training"), so a silent reference neither divides by zero nor dominates the batch."""
+    floor = 10.0 ** (-max_snr / 10.0) * mixture
+    return 10.0 * torch.log10(error + floor + 1e-8) - 10.0 * torch.log10(signal + floor + 1e-8)
+
+
 def soft_snr_loss(
     estimates: torch.Tensor, references: torch.Tensor, mixture: torch.Tensor, max_snr: float = 30.0
 ) -> torch.Tensor:
     """Negative signal-to-noise ratio in dB of waveform ``estimates`` against ``references``, with
-    a soft ceiling (Wisdom et al. 2020, "Unsupervised sound separation using mixture invariant
-    training"): the error is floored at ``max_snr`` dB below the mixture's power, so a silent
-    reference neither divides by zero nor dominates the batch.
+    the soft ceiling of :func:`soft_snr`.
 
     Args:
         estimates, references: ``(batch, targets, channels, time)``.
@@ -81,10 +87,34 @@ def soft_snr_loss(
     Returns:
         The mean over examples, targets and channels.
     """
-    floor = 10.0 ** (-max_snr / 10.0) * mixture.square().sum(-1).unsqueeze(1)
     error = (references - estimates).square().sum(-1)
-    signal = references.square().sum(-1)
-    return (10.0 * torch.log10(error + floor + 1e-8) - 10.0 * torch.log10(signal + floor + 1e-8)).mean()
+    return soft_snr(error, references.square().sum(-1), mixture.square().sum(-1).unsqueeze(1), max_snr).mean()
+
+
+class SpectrogramSNR(nn.Module):
+    """Negative SNR in dB of ``mask ⊙ X`` against ``Y`` per example, target and channel, summed
+    over the bins and frames the network sees (complex values for complex masks: by Parseval, the
+    waveform SNR of that band without an inverse STFT), with :func:`soft_snr`'s ceiling.
+
+    Unlike :class:`SpectrogramMSE`, every example counts the same whatever its level, as every clip
+    counts the same in a median of SI-SDR.
+
+    Args:
+        max_snr: the SNR at which an example's loss saturates, in dB.
+    """
+
+    def __init__(self, max_snr: float = 30.0) -> None:
+        super().__init__()
+        self.max_snr = max_snr
+
+    def forward(
+        self, masks: torch.Tensor, mix: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        frames = torch.ones(()) if weight is None else weight
+        error = (squared(masks * mix.unsqueeze(1) - targets) * frames).sum((-2, -1))
+        signal = (squared(targets) * frames).sum((-2, -1))
+        mixture = (squared(mix).unsqueeze(1) * frames).sum((-2, -1))
+        return soft_snr(error.float(), signal.float(), mixture.float(), self.max_snr).mean()
 
 
 class WithWaveformSNR(nn.Module):

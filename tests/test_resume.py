@@ -70,3 +70,48 @@ def test_resume_continues_the_same_wandb_run(tmp_path, tiny_root, cache_dir) -> 
         {p.name.rsplit("-", 1)[1] for p in (d / "run" / "wandb").glob("offline-run-*")} for d in (first_dir, second_dir)
     ]
     assert run_ids[0] and run_ids[0] == run_ids[1]
+
+
+def test_the_weight_average_is_checkpointed_and_resumed(tmp_path, tiny_root, cache_dir) -> None:
+    """callbacks=ema: checkpoints hold the average as the model's weights (what evaluate.py and
+    separate.py load) and the raw weights beside it; a resumed run continues both."""
+    ema = ["callbacks=ema", "callbacks.ema.decay=0.5"]
+    straight = tmp_path / "straight"
+    run = run_entry("train.py", *tiny_train_args(straight, tiny_root, cache_dir), *DETERMINISTIC, *ema)
+    assert run.returncode == 0, run.stderr[-2000:]
+    ckpt = torch.load(straight / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    average, raw = ckpt["state_dict"], ckpt["current_model_state"]
+    assert average.keys() == raw.keys()
+    assert any(not torch.equal(average[k], raw[k]) for k in average if average[k].is_floating_point())
+
+    half = tmp_path / "half"
+    first = run_entry(
+        "train.py", *tiny_train_args(half, tiny_root, cache_dir), *DETERMINISTIC[:2], "trainer.max_epochs=1", *ema
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    resumed = tmp_path / "resumed"
+    args = tiny_train_args(resumed, tiny_root, cache_dir)
+    second = run_entry("train.py", *args, *DETERMINISTIC, *ema, f"resume={half / 'run'}")
+    assert second.returncode == 0, second.stderr[-2000:]
+    again = torch.load(resumed / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    for part in ("state_dict", "current_model_state"):
+        for key, value in ckpt[part].items():
+            torch.testing.assert_close(again[part][key], value, rtol=1e-5, atol=1e-6, msg=f"{part}: {key}")
+
+
+def test_the_weight_average_refuses_bad_values(tmp_path, tiny_root, cache_dir) -> None:
+    result = run_entry(
+        "train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "callbacks=ema", "callbacks.ema.decay=1.5"
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr + result.stdout
+    assert "callbacks.ema.decay must lie between 0 and 1" in result.stderr
+
+
+def test_the_weight_average_waits_for_statistics_sized_by_the_first_batch(tmp_path, tiny_root, cache_dir) -> None:
+    # unet_stereo's per-bin normalisation is sized by its first batch; an average taken when the fit
+    # begins would hold the empty statistics and fail at the first update
+    args = [a for a in tiny_train_args(tmp_path, tiny_root, cache_dir) if not a.startswith("model.net")]
+    result = run_entry("train.py", *args, "model=unet_stereo", "callbacks=ema", "callbacks.ema.decay=0.5")
+    assert result.returncode == 0, result.stderr[-2000:]
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert "averaging_state" in ckpt
