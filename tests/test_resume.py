@@ -115,3 +115,13 @@ def test_the_weight_average_waits_for_statistics_sized_by_the_first_batch(tmp_pa
     assert result.returncode == 0, result.stderr[-2000:]
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert "averaging_state" in ckpt
+
+
+def test_the_weight_average_warms_up() -> None:
+    from sepkit.callbacks import ema_step
+
+    average, current = torch.zeros(3), torch.ones(3)
+    # after one update the decay is 2 / 11, not 0.999: the first weights fade within a short run
+    torch.testing.assert_close(ema_step(average, current, 1, decay=0.999, warmup=10), torch.full((3,), 9 / 11))
+    # warmed up, the decay is the one asked for
+    torch.testing.assert_close(ema_step(average, current, 10**6, decay=0.999, warmup=10), torch.full((3,), 1e-3))
