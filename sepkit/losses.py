@@ -110,7 +110,7 @@ class SpectrogramSNR(nn.Module):
     def forward(
         self, masks: torch.Tensor, mix: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
     ) -> torch.Tensor:
-        frames = torch.ones(()) if weight is None else weight
+        frames = 1.0 if weight is None else weight
         error = (squared(masks * mix.unsqueeze(1) - targets) * frames).sum((-2, -1))
         signal = (squared(targets) * frames).sum((-2, -1))
         mixture = (squared(mix).unsqueeze(1) * frames).sum((-2, -1))
