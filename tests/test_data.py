@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from sepkit.data.augment import FrequencyMask, SourceAugment
+from sepkit.data.augment import FrequencyMask, Repitch, SourceAugment
 from sepkit.data.cache import TrackCache
 from sepkit.data.datamodule import FixedSegments, SeparationDataModule, TrainSegments, group_targets
 from sepkit.data.sources.base import TrackInfo
@@ -108,6 +108,46 @@ def test_treble_augment_shelves_each_source_above_its_frequency_only() -> None:
     for bad, needle in (({"treble": (3.0, -3.0)}, "low <= high"), ({"treble": (-3.0, 3.0)}, "treble_hz")):
         with pytest.raises(SepkitError, match=needle):
             SourceAugment(**bad)
+
+
+def test_repitch_moves_a_tone_by_the_drawn_interval() -> None:
+    rate, segment = 8000, 8000
+    torch.manual_seed(0)
+    repitch = Repitch((2.0, 2.0))
+    speed = repitch.draw()
+    assert abs(float(speed) - 2 ** (2 / 12)) < 2 ** (2 / 12) * (2 ** (5 / 1200) - 1)  # within 5 cents
+    t = torch.arange(Repitch.span(segment, speed)) / rate
+    out = Repitch.apply(torch.sin(2 * torch.pi * 440 * t)[None], speed, segment)
+    assert out.shape == (1, segment)
+    peak = torch.fft.rfft(out[0]).abs().argmax().item() * rate / segment
+    assert abs(peak - 440 * float(speed)) <= 1.0  # the tone is now B4, one bin of 1 Hz
+    drawn = {float(Repitch((-3.0, 3.0)).draw()) for _ in range(50)}
+    assert min(drawn) < 0.95 and max(drawn) > 1.05
+    assert 2 ** (-3 / 12) - 1e-2 <= min(drawn) <= max(drawn) <= 2 ** (3 / 12) + 1e-2
+    for bad in ((2.0, -2.0), (-13.0, 0.0), (1.0,)):
+        with pytest.raises(SepkitError, match="repitch"):
+            Repitch(bad)
+
+
+def test_repitched_items_are_sums_that_keep_a_song_in_time() -> None:
+    rng = np.random.default_rng(0)
+    same = rng.standard_normal((1, 1, 3000)).astype(np.float32)
+    audio = [np.concatenate([same, same]) for _ in range(4)]  # both stems of a song the same signal
+    torch.manual_seed(0)
+    plain = TrainSegments(audio, [(0,), (1,)], 1000, 10, augment=None, remix=False, repitch=Repitch((-3.0, 3.0)))
+    for i in range(len(plain)):
+        mixture, targets, length = plain[i]
+        assert targets.shape == (2, 1, 1000) and length == 1000
+        torch.testing.assert_close(targets[0], targets[1])  # one speed for the song's stems
+        torch.testing.assert_close(mixture, targets.sum(0))
+    remixed = TrainSegments(audio, [(0,), (1,)], 1000, 10, augment=None, remix=True, repitch=Repitch((-3.0, 3.0)))
+    assert any(not torch.allclose(remixed[i][1][0], remixed[i][1][1]) for i in range(len(remixed)))
+    short = TrainSegments([a[..., :600] for a in audio], [(0,), (1,)], 1000, 5, None, False, Repitch((-3.0, 3.0)))
+    lengths = {short[i][2] for i in range(len(short))}
+    assert all(480 <= n <= 720 for n in lengths) and len(lengths) > 1  # 600 samples played faster or slower
+    for i in range(len(short)):
+        _, targets, n = short[i]
+        assert targets[..., n + 12 :].abs().max() < 1e-3 and targets[..., n - 20 : n - 2].abs().max() > 0.05
 
 
 def test_frequency_mask_masks_the_same_bands_everywhere() -> None:

@@ -7,10 +7,13 @@ mask acts on spectrograms and masks the same bands of the mixture and of every t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
+import torchaudio
 from torch import nn
 
 from sepkit.errors import SepkitError
@@ -65,6 +68,53 @@ class SourceAugment:
             low, high = self.treble
             out = high_shelf(out, self.sample_rate, self.treble_hz, low + (high - low) * torch.rand(n, 1, 1))
         return out
+
+
+@dataclass
+class Repitch:
+    """Play a source faster or slower by a random number of semitones, pitch and tempo together (as
+    a tape's speed changes both, and the voice's formants with them): the singers a model meets
+    in training sound higher, lower, smaller and larger than the few in the data. Demucs trains
+    with a pitch shift for the same reason; this one is a resampling, cheap enough for the data
+    loader on a CPU.
+
+    The speed is ``2 ** (s / 12)`` for ``s`` uniform in ``semitones``, rounded to a fraction with a
+    denominator of at most ``max_denominator`` (20: within 5 cents), so the resampling kernel stays
+    small. To fill ``segment`` samples, :meth:`span` samples are read and :meth:`apply` resamples them.
+
+    Args:
+        semitones: ``[low, high]``, each within one octave.
+        max_denominator: largest denominator of the speed's fraction.
+    """
+
+    semitones: Sequence[float]
+    max_denominator: int = 20
+
+    def __post_init__(self) -> None:
+        if len(self.semitones) != 2 or not -12 <= self.semitones[0] <= self.semitones[1] <= 12:
+            raise SepkitError(
+                f"data.augment.repitch={list(self.semitones)} must be [low, high] semitones with "
+                "-12 <= low <= high <= 12"
+            )
+
+    def draw(self) -> Fraction:
+        """A random speed (above 1: faster and higher)."""
+        low, high = self.semitones
+        semitones = low + (high - low) * torch.rand(()).item()
+        return Fraction(2 ** (semitones / 12)).limit_denominator(self.max_denominator)
+
+    @staticmethod
+    def span(segment: int, speed: Fraction) -> int:
+        """Samples to read for ``segment`` samples at ``speed``."""
+        return math.ceil(segment * speed)
+
+    @staticmethod
+    def apply(clip: torch.Tensor, speed: Fraction, segment: int) -> torch.Tensor:
+        """``clip (..., span)`` played at ``speed``, cut or zero-padded to ``segment`` samples."""
+        if speed != 1:
+            clip = torchaudio.functional.resample(clip, speed.numerator, speed.denominator)
+        clip = clip[..., :segment]
+        return nn.functional.pad(clip, (0, segment - clip.shape[-1]))
 
 
 def high_shelf(x: torch.Tensor, sample_rate: int, hz: float, db: torch.Tensor) -> torch.Tensor:

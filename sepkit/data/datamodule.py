@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import lightning as L
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sepkit.data.augment import FrequencyMask, SourceAugment
+from sepkit.data.augment import FrequencyMask, Repitch, SourceAugment
 from sepkit.data.cache import TrackCache
 from sepkit.data.sources.base import TrackInfo, TrackSource, group_targets
 from sepkit.data.split import SPLITS, cap_tracks, folder_split, musdb_validation_names, official_split, random_split
@@ -54,8 +56,10 @@ def make_loader(dataset: Dataset, batch_size: int, num_workers: int, shuffle: bo
 class TrainSegments(Dataset):
     """Random segments of random tracks; ``samples_per_track`` items per track and epoch.
 
-    With ``remix`` each stem comes from an independently drawn track and offset. Tracks shorter
-    than ``segment`` are used whole, zero-padded at the end.
+    With ``remix`` each stem comes from an independently drawn track and offset. With ``repitch``
+    each stem plays at its own random speed when remixed, the whole example at one speed otherwise
+    (a song's stems stay in time with each other). Tracks shorter than ``segment`` are used whole,
+    zero-padded at the end.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class TrainSegments(Dataset):
         samples_per_track: int,
         augment: SourceAugment | None,
         remix: bool,
+        repitch: Repitch | None = None,
     ) -> None:
         self.audio = audio
         self.groups = [tuple(g) for g in groups]
@@ -73,23 +78,37 @@ class TrainSegments(Dataset):
         self.samples_per_track = samples_per_track
         self.augment = augment
         self.remix = remix
+        self.repitch = repitch
         self.n_stems = audio[0].shape[0]
 
     def __len__(self) -> int:
         return len(self.audio) * self.samples_per_track
 
-    def _offset(self, track: int) -> int:
-        return int(torch.randint(0, max(1, self.audio[track].shape[-1] - self.segment + 1), ()).item())
+    def _offset(self, track: int, span: int) -> int:
+        return int(torch.randint(0, max(1, self.audio[track].shape[-1] - span + 1), ()).item())
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         track = index // self.samples_per_track
+        picks = torch.randint(0, len(self.audio), (self.n_stems,)).tolist() if self.remix else [track] * self.n_stems
+        speeds = [Fraction(1)] * self.n_stems
+        if self.repitch is not None:
+            speeds = [self.repitch.draw() for _ in picks] if self.remix else [self.repitch.draw()] * self.n_stems
+        spans = [Repitch.span(self.segment, speed) for speed in speeds]
         if self.remix:
-            picks = torch.randint(0, len(self.audio), (self.n_stems,)).tolist()
-            stems = torch.stack([_span(self.audio[t], s, self._offset(t), self.segment) for s, t in enumerate(picks)])
-            length = max(min(self.audio[t].shape[-1], self.segment) for t in picks)
+            offsets = [self._offset(t, span) for t, span in zip(picks, spans, strict=True)]
         else:
-            stems = _span(self.audio[track], slice(None), self._offset(track), self.segment)
-            length = min(self.audio[track].shape[-1], self.segment)
+            offsets = [self._offset(track, spans[0])] * self.n_stems
+        stems = torch.stack(
+            [
+                Repitch.apply(_span(self.audio[t], s, offset, span), speed, self.segment)
+                for s, (t, offset, span, speed) in enumerate(zip(picks, offsets, spans, speeds, strict=True))
+            ]
+        )
+        # real samples: what the track held from the offset, at the stem's speed
+        length = max(
+            min(self.segment, math.ceil(min(self.audio[t].shape[-1] - offset, span) / speed))
+            for t, offset, span, speed in zip(picks, offsets, spans, speeds, strict=True)
+        )
         if self.augment is not None:
             stems = self.augment(stems)
         targets = group_targets(stems, self.groups)
@@ -149,8 +168,9 @@ class SeparationDataModule(L.LightningDataModule):
         batch_size: training and validation batch size.
         num_workers: DataLoader workers.
         cache_dir: where decoded, resampled tracks are cached.
-        augment: ``gain``, ``channel_swap``, ``sign_flip``, ``remix`` and ``freq_mask``
-            (``{max_width, count}`` or null) switches.
+        augment: ``gain``, ``channel_swap``, ``sign_flip``, ``treble``, ``remix``, ``repitch``
+            (``[low, high]`` semitones or null: :class:`~sepkit.data.augment.Repitch`) and
+            ``freq_mask`` (``{max_width, count}`` or null) switches.
     """
 
     def __init__(
@@ -213,6 +233,8 @@ class SeparationDataModule(L.LightningDataModule):
         self.remix = bool(augment.pop("remix", False))
         freq_mask = augment.pop("freq_mask", None)
         self.spec_augment = FrequencyMask(**freq_mask) if freq_mask else None
+        repitch = augment.pop("repitch", None)
+        self.repitch = Repitch(repitch) if repitch else None
         self.source_augment = SourceAugment(**augment, sample_rate=sample_rate)
         self.tracks: dict[str, list[TrackInfo]] = {}
         self.audio: dict[str, list[np.ndarray]] = {}
@@ -274,6 +296,7 @@ class SeparationDataModule(L.LightningDataModule):
             self.samples_per_track,
             self.source_augment,
             self.remix,
+            self.repitch,
         )
         self.valid_set = FixedSegments(self.audio["valid"], self.groups, self.val_segment, self.val_segments_per_track)
         if len(self.valid_set) == 0:
