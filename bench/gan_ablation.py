@@ -79,6 +79,14 @@ ROWS: dict[str, tuple[str, list[str]]] = {
         "experiment=gan with the baseline's generator widths",
         [*TAKE_BACK, "model.generator.channels=[256,128,64,32]"],
     ),
+    "plus_twin": (
+        "experiment=gan plus TAC-GAN's twin classifier, played against by the generator at its auxiliary weight",
+        [*TAKE_BACK, "model.discriminator.twin=true", "adversarial.twin=1.0"],
+    ),
+    "twin_full_auxiliary": (
+        "experiment=gan plus the twin classifier, the generator pulled by both heads as hard as they learn",
+        [*TAKE_BACK, "model.discriminator.twin=true", "adversarial.twin=1.0", "adversarial.auxiliary_generator=1.0"],
+    ),
 }
 COLUMNS = [
     "row",

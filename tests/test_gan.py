@@ -63,8 +63,8 @@ def data_args(tiny_root: Path, cache_dir: Path) -> list[str]:
     ]
 
 
-def tiny_gan(categories=("a", "b", "c"), experiment: str = "gan"):
-    cfg = compose_gan(*TINY_GAN, tmp_path=Path("/unused"), experiment=experiment)
+def tiny_gan(categories=("a", "b", "c"), experiment: str = "gan", overrides: tuple[str, ...] = ()):
+    cfg = compose_gan(*TINY_GAN, *overrides, tmp_path=Path("/unused"), experiment=experiment)
     return build_gan(OmegaConf.to_container(cfg.model, resolve=True), list(categories))
 
 
@@ -502,31 +502,59 @@ def test_an_adaptive_augmentation_strength_follows_how_surely_reals_are_called_r
         GANSystem(tiny_gan(), classifier, torch.optim.Adam, adaptive=0.6)  # nothing to adapt
 
 
-def test_the_generator_can_weigh_the_auxiliary_term_apart_from_the_discriminator() -> None:
+def one_hinge_step(gan, **adversarial) -> tuple[GANSystem, float]:
+    """One training step of ``gan`` (seeded) with the hinge loss and these GANSystem settings, on
+    four fixed noise clips of categories 0, 1, 2, 0: the system and its generator loss."""
     from sepkit.gan.losses import Hinge
 
-    audio = torch.randn(4, tiny_gan().segment_samples, generator=torch.Generator().manual_seed(0)) * 0.1
+    audio = torch.randn(4, gan.segment_samples, generator=torch.Generator().manual_seed(0)) * 0.1
     labels = torch.tensor([0, 1, 2, 0])
+    system = GANSystem(
+        gan,
+        Classifier(3, channels=(4,), embed_dim=4),
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+        loss=Hinge(),
+        **adversarial,
+    )
+    trainer = bare_trainer()
+    trainer.fit(
+        system, train_dataloaders=torch.utils.data.DataLoader(list(zip(audio, labels, strict=True)), batch_size=4)
+    )
+    return system, float(trainer.callback_metrics["train/g_loss"])
+
+
+def test_the_generator_can_weigh_the_auxiliary_term_apart_from_the_discriminator() -> None:
     losses = {}
     for weight in (None, 0.0):
         torch.manual_seed(0)
-        gan = tiny_gan()
-        system = GANSystem(
-            gan,
-            Classifier(3, channels=(4,), embed_dim=4),
-            optimizer=partial(torch.optim.Adam, lr=1e-3),
-            loss=Hinge(),
-            auxiliary=1.0,
-            auxiliary_generator=weight,
-        )
-        trainer = bare_trainer()
-        trainer.fit(
-            system, train_dataloaders=torch.utils.data.DataLoader(list(zip(audio, labels, strict=True)), batch_size=4)
-        )
-        losses[weight] = float(trainer.callback_metrics["train/g_loss"])
+        system, losses[weight] = one_hinge_step(tiny_gan(), auxiliary=1.0, auxiliary_generator=weight)
         assert system.auxiliary_generator == (1.0 if weight is None else 0.0)
     # The same step (same seed, same discriminator update); only the generator's cross-entropy differs.
     assert losses[None] > losses[0.0] + 0.1
+
+
+def test_the_twin_head_learns_generated_samples_and_the_generator_plays_against_it() -> None:
+    losses, twin_moved = {}, {}
+    for twin in (0.0, 1.0):
+        torch.manual_seed(0)
+        gan = tiny_gan(overrides=("model.discriminator.twin=true",))
+        before = [p.detach().clone() for p in gan.discriminator.twin.parameters()]
+        _, losses[twin] = one_hinge_step(gan, auxiliary=1.0, auxiliary_generator=0.5, twin=twin)
+        after = list(gan.discriminator.twin.parameters())
+        twin_moved[twin] = any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    # Trained only with the term on: the head learns the generated samples' categories.
+    assert twin_moved == {0.0: False, 1.0: True}
+    # The generator's loss subtracts the twin's cross-entropy (about log 3 for an untrained head) at
+    # half the weight: the same adversarial and auxiliary parts otherwise.
+    assert losses[0.0] - losses[1.0] == pytest.approx(0.5 * np.log(3), abs=0.25)
+
+
+def test_the_twin_term_needs_both_heads() -> None:
+    kwargs = dict(classifier=Classifier(3, channels=(4,), embed_dim=4), optimizer=partial(torch.optim.Adam, lr=1e-3))
+    with pytest.raises(SepkitError, match="model.discriminator.twin=true"):
+        GANSystem(tiny_gan(), auxiliary=1.0, twin=1.0, **kwargs)
+    with pytest.raises(SepkitError, match="adversarial.auxiliary > 0"):
+        GANSystem(tiny_gan(overrides=("model.discriminator.twin=true",)), auxiliary=0.0, twin=1.0, **kwargs)
 
 
 def test_the_checkpoint_score_averages_each_categorys_own_distance() -> None:

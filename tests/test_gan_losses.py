@@ -109,6 +109,10 @@ def test_the_auxiliary_head_classifies_what_the_discriminator_just_saw() -> None
     assert logits.shape == (4,) and d.classify().shape == (4, 3)
     d(spec[:2], torch.tensor([0, 1]))
     assert d.classify().shape == (2, 3)  # the latest input's
+    twin = Discriminator(3, channels=(4, 8), auxiliary=True, twin=True)
+    twin(spec, torch.tensor([0, 1, 2, 0]))
+    assert twin.classify(twin=True).shape == (4, 3)
+    assert not torch.equal(twin.classify(twin=True), twin.classify())  # two heads of their own
     plain = Discriminator(3, channels=(4, 8))
     plain(spec, torch.tensor([0, 1, 2, 0]))
     with pytest.raises(RuntimeError, match="auxiliary=True"):

@@ -131,6 +131,9 @@ class Discriminator(nn.Module):
         minibatch_std: group size of the minibatch standard deviation feature (0: none).
         auxiliary: also classify the input (:meth:`classify`: one logit per category, on the same
             features; the AC-GAN head of Odena et al. 2017).
+        twin: a second classifier head on the same features (:meth:`classify` with ``twin=True``),
+            which learns the categories of *generated* samples: TAC-GAN's twin (Gong et al. 2019),
+            which the generator plays against to undo the AC-GAN's pull towards samples of one layout.
         pool: what the last feature maps are averaged over before the heads: ``"all"`` (time and
             frequency: the heads see which features occur, not where) or ``"time"`` (each of the
             ``n_mels / 2^L`` frequency rows kept: the heads see in which band each feature occurs,
@@ -145,6 +148,7 @@ class Discriminator(nn.Module):
         spectral_norm: bool = True,
         minibatch_std: int = 0,
         auxiliary: bool = False,
+        twin: bool = False,
         pool: str = "all",
         n_mels: int | None = None,
     ):
@@ -170,22 +174,25 @@ class Discriminator(nn.Module):
         self.head = norm(nn.Linear(width + (minibatch_std > 0), 1))
         self.embed = norm(nn.Embedding(n_classes, width))
         self.classifier = norm(nn.Linear(width, n_classes)) if auxiliary else None
+        self.twin = norm(nn.Linear(width, n_classes)) if twin else None
         self._pooled: torch.Tensor | None = None
 
     def forward(self, spec: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``(batch, 1, mels, frames)`` and ``(batch,)`` labels to ``(batch,)`` logits."""
         maps = self.features(spec)
         h = maps.mean(dim=(2, 3)) if self.pool == "all" else maps.mean(dim=3).flatten(1)
-        self._pooled = h if self.classifier is not None else None
+        self._pooled = h if self.classifier is not None or self.twin is not None else None
         seen = torch.cat([h, group_std(maps, self.minibatch_std)], dim=1) if self.minibatch_std else h
         return self.head(seen).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
 
-    def classify(self) -> torch.Tensor:
+    def classify(self, twin: bool = False) -> torch.Tensor:
         """``(batch, n_classes)`` category logits of the input of the last :meth:`forward` (the
-        auxiliary head; its features are computed once for both answers)."""
-        if self.classifier is None or self._pooled is None:
-            raise RuntimeError("classify() needs auxiliary=True and a forward() first")
-        return self.classifier(self._pooled)
+        auxiliary head, or the twin head with ``twin``; the features are computed once for every
+        answer)."""
+        head = self.twin if twin else self.classifier
+        if head is None or self._pooled is None:
+            raise RuntimeError(f"classify(twin={twin}) needs that head (auxiliary=True or twin=True) and a forward()")
+        return head(self._pooled)
 
 
 def group_std(maps: torch.Tensor, group: int) -> torch.Tensor:

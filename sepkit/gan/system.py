@@ -120,6 +120,13 @@ class GANSystem(L.LightningModule):
             discriminator's (``None``: ``auxiliary``). A strong pull towards samples the head classifies
             surely also pulls each category's samples together (the AC-GAN's known loss of
             diversity, Shu et al. 2017); a weaker one keeps the categories and more of the variety.
+        twin: weight, against the generator's auxiliary term, of the twin classifier's term (TAC-GAN,
+            Gong et al. 2019; needs a discriminator with ``twin=True``; 0: none). The twin head learns
+            the categories of generated samples (at ``auxiliary``'s weight); the generator is pushed
+            to make its samples *hard* for the twin to name while easy for the real-data head. The
+            AC-GAN's generator term alone also lowers the generated samples' own conditional
+            entropy, so each category's samples draw together; subtracting the twin's term cancels
+            that part (1: the paper's exact balance).
         lr_decay: share of the training steps, at the end, over which both learning rates fall
             linearly towards zero (0: constant rates). Fast rates find the categories early; falling
             ones stop the late drift that otherwise trades variety for sharpness epoch after epoch.
@@ -151,6 +158,7 @@ class GANSystem(L.LightningModule):
         mode_seeking: float = 0.0,
         auxiliary: float = 0.0,
         auxiliary_generator: float | None = None,
+        twin: float = 0.0,
         lr_decay: float = 0.0,
         auxiliary_decay: float = 0.0,
         score_average: int = 1,
@@ -173,6 +181,12 @@ class GANSystem(L.LightningModule):
         self.mode_seeking = mode_seeking
         self.auxiliary = auxiliary
         self.auxiliary_generator = auxiliary if auxiliary_generator is None else auxiliary_generator
+        if twin and (not auxiliary or getattr(gan.discriminator, "twin", None) is None):
+            raise SepkitError(
+                f"adversarial.twin={twin} needs the auxiliary classifier (adversarial.auxiliary > 0, "
+                "model.discriminator.auxiliary=true) and its twin head (model.discriminator.twin=true)"
+            )
+        self.twin = twin
         if not 0.0 <= lr_decay <= 1.0:
             raise SepkitError(f"adversarial.lr_decay={lr_decay} must be a share of the run, from 0 to 1")
         self.lr_decay = lr_decay
@@ -229,6 +243,8 @@ class GANSystem(L.LightningModule):
         if self.auxiliary:  # the head learns real samples' categories only
             total = self.auxiliary * F.cross_entropy(discriminator.classify(), labels)
         d_fake = discriminator(self.augment(fake.detach()), fake_labels)
+        if self.twin:  # the twin head learns the generated samples' categories
+            total = total + self.auxiliary * F.cross_entropy(discriminator.classify(twin=True), fake_labels)
         d_loss = self.loss.discriminator(d_real, d_fake)
         total = total + d_loss
         if lazy_r1:
@@ -246,6 +262,8 @@ class GANSystem(L.LightningModule):
         if self.auxiliary and self.auxiliary_generator:
             weight = self.auxiliary_generator * self.generator_auxiliary_factor(batch_idx)
             g_loss = g_loss + weight * F.cross_entropy(discriminator.classify(), fake_labels)
+            if self.twin:
+                g_loss = g_loss - self.twin * weight * F.cross_entropy(discriminator.classify(twin=True), fake_labels)
         if self.mode_seeking:
             g_loss = g_loss + self.mode_seeking * mode_seeking(fake, noise)
         opt_g.zero_grad()
