@@ -181,7 +181,7 @@ class GANSystem(L.LightningModule):
         self.mode_seeking = mode_seeking
         self.auxiliary = auxiliary
         self.auxiliary_generator = auxiliary if auxiliary_generator is None else auxiliary_generator
-        if twin and (not auxiliary or getattr(gan.discriminator, "twin", None) is None):
+        if twin and (not auxiliary or gan.discriminator.twin is None):
             raise SepkitError(
                 f"adversarial.twin={twin} needs the auxiliary classifier (adversarial.auxiliary > 0, "
                 "model.discriminator.auxiliary=true) and its twin head (model.discriminator.twin=true)"
