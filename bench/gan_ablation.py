@@ -67,6 +67,10 @@ ROWS: dict[str, tuple[str, list[str]]] = {
         [*TAKE_BACK, "adversarial.mode_seeking=0.1"],
     ),
     "plus_r1": ("experiment=gan plus the R1 penalty (gamma 1, every 16 steps)", [*TAKE_BACK, "adversarial.r1_gamma=1"]),
+    "plus_feature_matching": (
+        "experiment=gan plus per-category feature matching in the generator's loss (weight 0.1)",
+        [*TAKE_BACK, "adversarial.feature_matching=0.1"],
+    ),
     "plus_nearest": (
         "experiment=gan with nearest-neighbour upsampling and 3x3 convolutions in the generator",
         [*TAKE_BACK, "model.generator.upsample=nearest"],

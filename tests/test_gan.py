@@ -315,6 +315,7 @@ def test_train_writes_a_checkpoint_that_evaluate_turns_into_samples_and_scores(
     confusion = results["generated_classified_as"]
     assert [sum(row.values()) for row in confusion.values()] == [6] * 4
     assert results["scores"]["drums"]["cond_acc"] == confusion["drums"]["drums"] / 6
+    assert results["reference_embedding"] is None and results["generated_classified_as_reference"] is None  # tiny mels
     for category in [*results["categories"], "all"]:
         values = results["scores"][category]
         assert 0 <= values["cond_acc"] <= 1 and 0 <= values["real_acc"] <= 1
@@ -440,6 +441,7 @@ def test_an_improved_step_trains_with_its_own_rates_regularisers_and_average() -
         r1_gamma=1.0,
         r1_every=1,
         mode_seeking=1.0,
+        feature_matching=1.0,
         auxiliary=1.0,
     )
     head_before = gan.discriminator.classifier.weight.detach().clone()
@@ -452,7 +454,9 @@ def test_an_improved_step_trains_with_its_own_rates_regularisers_and_average() -
     assert opt_g.param_groups[0]["lr"] == 1e-3 and opt_d.param_groups[0]["lr"] == 4e-3
     assert trainer.global_step == 4 and int(gan.generator_ema.n_averaged) == 2
     metrics = trainer.callback_metrics
-    assert all(torch.isfinite(metrics[k]) for k in ("train/d_loss", "train/g_loss", "train/r1"))
+    logged = ("train/d_loss", "train/g_loss", "train/r1", "train/feature_matching")
+    assert all(torch.isfinite(metrics[k]) for k in logged)
+    assert float(metrics["train/feature_matching"]) > 0
     assert float(metrics["train/r1"]) > 0
     assert not torch.equal(gan.discriminator.classifier.weight, head_before)  # the auxiliary head learnt
 
@@ -551,6 +555,8 @@ def test_the_twin_head_learns_generated_samples_and_the_generator_plays_against_
 
 def test_the_twin_term_needs_both_heads() -> None:
     kwargs = dict(classifier=Classifier(3, channels=(4,), embed_dim=4), optimizer=partial(torch.optim.Adam, lr=1e-3))
+    with pytest.raises(SepkitError, match="adversarial.feature_matching=-1"):
+        GANSystem(tiny_gan(), feature_matching=-1.0, **kwargs)
     with pytest.raises(SepkitError, match="model.discriminator.twin=true"):
         GANSystem(tiny_gan(), auxiliary=1.0, twin=1.0, **kwargs)
     with pytest.raises(SepkitError, match="adversarial.auxiliary > 0"):

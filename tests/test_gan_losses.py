@@ -9,7 +9,7 @@ from torch import nn
 
 from sepkit.errors import SepkitError
 from sepkit.gan.augment import DiffAugment
-from sepkit.gan.losses import Hinge, NonSaturating, mode_seeking, r1_penalty
+from sepkit.gan.losses import Hinge, NonSaturating, feature_matching, mode_seeking, r1_penalty
 from sepkit.gan.networks import group_std
 
 
@@ -41,6 +41,27 @@ def test_mode_seeking_punishes_the_same_output_for_different_noise() -> None:
     same = torch.ones(8, 1, 4, 4)
     varied = torch.randn(8, 1, 4, 4, generator=torch.Generator().manual_seed(1))
     assert mode_seeking(same, noise) > 1e4 > 10 > mode_seeking(varied, noise)
+
+
+def test_feature_matching_compares_each_categorys_mean_with_its_own_real_mean() -> None:
+    gen = torch.Generator().manual_seed(0)
+    real = torch.randn(12, 6, generator=gen) * 5.0
+    labels = torch.arange(3).repeat(4)
+    real[labels == 1] += 20.0  # category 1 sits apart from the others
+    assert feature_matching(real.clone(), real, labels, labels) == 0.0
+    swapped = torch.tensor([1, 0, 2]).repeat(4)  # categories 0 and 1 generated with each other's features
+    wrong = feature_matching(real.clone(), real, swapped, labels)
+    assert wrong > 1.0
+    # In units of the real features' spread: the same on another scale.
+    assert torch.allclose(feature_matching(real * 10, real * 10, swapped, labels), wrong)
+    within = [3, 4, 5, 0, 1, 2, 9, 10, 11, 6, 7, 8]  # each category's samples in another order: the same means
+    assert torch.allclose(feature_matching(real[within], real, labels, labels), torch.tensor(0.0), atol=1e-6)
+    assert feature_matching(real[torch.randperm(12, generator=gen)], real, labels, labels) > 0.0
+    partial = feature_matching(real[:3], real, labels[:3], labels)  # one generated sample per category
+    assert torch.isfinite(partial) and partial > 0.0
+    fake = real.clone().requires_grad_(True)
+    feature_matching(fake + 1.0, real, labels, labels).backward()
+    assert fake.grad is not None and (fake.grad > 0).all()  # pulled back towards the real means
 
 
 def test_diff_augment_keeps_spectrograms_spectrograms_and_passes_gradients() -> None:

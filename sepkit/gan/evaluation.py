@@ -110,10 +110,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     scores = generated_scores(generated, test_real, train_real, categories)
     floors = real_scores(train_real, test_real, categories)
     table = {c: {**scores[c], **floors[c]} for c in (*categories, OVERALL)}
-    confusion = {  # what the classifier calls the generated samples of each category
-        c: {p: int(((generated.labels == i) & (generated.predicted == j)).sum()) for j, p in enumerate(categories)}
-        for i, c in enumerate(categories)
-    }
+
+    def confusion(predicted: torch.Tensor) -> dict[str, dict[str, int]]:
+        """What a classifier calls the generated samples of each category."""
+        return {
+            c: {p: int(((generated.labels == i) & (predicted == j)).sum()) for j, p in enumerate(categories)}
+            for i, c in enumerate(categories)
+        }
+
     counts = {
         "generated": n,
         "train_windows": {c: int((train_real.labels == i).sum()) for i, c in enumerate(categories)},
@@ -129,7 +133,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "categories": categories,
         "counts": counts,
         "scores": table,
-        "generated_classified_as": confusion,
+        "generated_classified_as": confusion(generated.predicted),
+        "generated_classified_as_reference": None if reference is None else confusion(generated.reference_predicted),
         "score_definitions": SCORE_DEFINITIONS,
     }
     out_dir = Path(cfg.paths.output_dir)

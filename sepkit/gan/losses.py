@@ -49,3 +49,26 @@ def mode_seeking(fake: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     spec = (fake[:half] - fake[half : 2 * half]).abs().mean()
     z = (noise[:half] - noise[half : 2 * half]).abs().mean()
     return 1.0 / (spec / z + 1e-5)
+
+
+def feature_matching(
+    fake: torch.Tensor, real: torch.Tensor, fake_labels: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Class-conditional feature matching (Salimans et al. 2016, per category): the squared distance
+    between the mean discriminator features of each category's generated and real samples, in units
+    of the features' mean variance over the real batch (so the weight does not depend on how large
+    the discriminator's features are at this step), averaged over features and over the categories
+    present in both batches. ``(batch, features)`` features; ``real`` is a target (detach it).
+
+    A category whose generated samples take another category's textures sits far from its own real
+    mean, whatever the discriminator's one logit says, so the generator is pulled towards each
+    category's own statistics; a gap of one (average) standard deviation in every feature scores 1."""
+    real = real.float()
+    scale = real.var(dim=0).mean() + 1e-6 if len(real) > 1 else real.new_tensor(1.0)
+    terms = []
+    for category in torch.unique(labels):
+        ours = fake_labels == category
+        if ours.any():
+            gap = fake[ours].float().mean(dim=0) - real[labels == category].mean(dim=0)
+            terms.append((gap.pow(2) / scale).mean())
+    return torch.stack(terms).mean() if terms else fake.sum() * 0.0

@@ -181,9 +181,16 @@ class Discriminator(nn.Module):
         """``(batch, 1, mels, frames)`` and ``(batch,)`` labels to ``(batch,)`` logits."""
         maps = self.features(spec)
         h = maps.mean(dim=(2, 3)) if self.pool == "all" else maps.mean(dim=3).flatten(1)
-        self._pooled = h if self.classifier is not None or self.twin is not None else None
+        self._pooled = h
         seen = torch.cat([h, group_std(maps, self.minibatch_std)], dim=1) if self.minibatch_std else h
         return self.head(seen).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+
+    def pooled(self) -> torch.Tensor:
+        """``(batch, features)``: the pooled features of the input of the last :meth:`forward` (what
+        every head sees; feature matching compares them)."""
+        if self._pooled is None:
+            raise RuntimeError("pooled() needs a forward()")
+        return self._pooled
 
     def classify(self, twin: bool = False) -> torch.Tensor:
         """``(batch, n_classes)`` category logits of the input of the last :meth:`forward` (the

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from sepkit.checkpoint import CHECKPOINT_KEY
 from sepkit.errors import SepkitError
 from sepkit.gan.augment import DiffAugment
-from sepkit.gan.losses import Hinge, NonSaturating, mode_seeking, r1_penalty
+from sepkit.gan.losses import Hinge, NonSaturating, feature_matching, mode_seeking, r1_penalty
 from sepkit.gan.model import ConditionalGAN
 from sepkit.gan.reference import ReferenceEmbedding
 from sepkit.gan.scores import (
@@ -48,6 +48,7 @@ TRAIN_G_LOSS = "train/g_loss"
 TRAIN_D_REAL = "train/d_real"  # mean D(real) probability
 TRAIN_D_FAKE = "train/d_fake"  # mean D(fake) probability
 TRAIN_R1 = "train/r1"
+TRAIN_FM = "train/feature_matching"
 # The share of real samples the discriminator calls real, as a sign mean in [-1, 1] (ADA's r_t,
 # Karras et al. 2020): near 1 when it has learnt the training windows by heart.
 TRAIN_OVERFIT = "train/r_t"
@@ -113,6 +114,11 @@ class GANSystem(L.LightningModule):
         r1_gamma: weight of the R1 penalty on real samples (0: none).
         r1_every: apply R1 every this many steps, scaled up to match (lazy regularisation).
         mode_seeking: weight of the mode-seeking term (0: none).
+        feature_matching: weight of the generator's class-conditional feature matching term
+            (:func:`~sepkit.gan.losses.feature_matching`, 0: none): each category's generated samples
+            are pulled towards the mean discriminator features of that category's real samples in
+            the same batch (as the discriminator saw them on its step), a per-category signal richer
+            than the one logit.
         auxiliary: weight of the auxiliary classification losses (AC-GAN; needs a discriminator with
             ``auxiliary=True``): the discriminator's head learns the categories of real samples, the
             generator is pushed to make samples it classifies as asked (0: none).
@@ -156,6 +162,7 @@ class GANSystem(L.LightningModule):
         r1_gamma: float = 0.0,
         r1_every: int = 1,
         mode_seeking: float = 0.0,
+        feature_matching: float = 0.0,
         auxiliary: float = 0.0,
         auxiliary_generator: float | None = None,
         twin: float = 0.0,
@@ -179,6 +186,9 @@ class GANSystem(L.LightningModule):
         self.r1_gamma = r1_gamma
         self.r1_every = r1_every
         self.mode_seeking = mode_seeking
+        if feature_matching < 0:
+            raise SepkitError(f"adversarial.feature_matching={feature_matching} must be 0 (off) or a positive weight")
+        self.feature_matching = feature_matching
         self.auxiliary = auxiliary
         self.auxiliary_generator = auxiliary if auxiliary_generator is None else auxiliary_generator
         if twin and (not auxiliary or gan.discriminator.twin is None):
@@ -239,6 +249,7 @@ class GANSystem(L.LightningModule):
         if lazy_r1:
             real.requires_grad_(True)
         d_real = discriminator(self.augment(real), labels)
+        real_features = discriminator.pooled().detach() if self.feature_matching else None
         total = 0.0
         if self.auxiliary:  # the head learns real samples' categories only
             total = self.auxiliary * F.cross_entropy(discriminator.classify(), labels)
@@ -264,6 +275,10 @@ class GANSystem(L.LightningModule):
             g_loss = g_loss + weight * F.cross_entropy(discriminator.classify(), fake_labels)
             if self.twin:
                 g_loss = g_loss - self.twin * weight * F.cross_entropy(discriminator.classify(twin=True), fake_labels)
+        if real_features is not None:
+            matching = feature_matching(discriminator.pooled(), real_features, fake_labels, labels)
+            g_loss = g_loss + self.feature_matching * matching
+            self.log(TRAIN_FM, matching.detach(), batch_size=len(labels))
         if self.mode_seeking:
             g_loss = g_loss + self.mode_seeking * mode_seeking(fake, noise)
         opt_g.zero_grad()
