@@ -160,6 +160,21 @@ def test_make_train_trains_the_builtin_experiment(tmp_path) -> None:
     assert cfg.trainer.max_time == "00:00:07:00" and cfg.trainer.max_epochs == -1
 
 
+def test_builtin_tfc_is_the_long_tfc_recipe_on_the_builtin_songs(tmp_path) -> None:
+    """`experiment=builtin_tfc` = `tfc_tdf_cpu_long` on the realistic built-in songs, 10 minutes."""
+    cfg = make_cfg("experiment=builtin_tfc", tmp_path=tmp_path)
+    long = make_cfg("experiment=tfc_tdf_cpu_long", tmp_path=tmp_path)
+    builtin = make_cfg("experiment=builtin", tmp_path=tmp_path)
+    for group in ("model", "loss", "optimizer"):
+        ours, recipe = (OmegaConf.to_container(c[group], resolve=True) for c in (cfg, long))
+        assert ours == recipe, group
+    assert cfg.model.net.mask == "complex"
+    assert OmegaConf.to_container(cfg.data.source, resolve=True) == OmegaConf.to_container(
+        builtin.data.source, resolve=True
+    )
+    assert cfg.trainer.max_time == "00:00:10:00" and cfg.trainer.max_epochs == -1
+
+
 @pytest.mark.slow  # several train.py + evaluate.py processes; `make test-slow`
 def test_quality_benchmark_runs_end_to_end(tmp_path, tiny_root, cache_dir) -> None:
     out = tmp_path / "quality"
