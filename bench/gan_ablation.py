@@ -79,6 +79,10 @@ ROWS: dict[str, tuple[str, list[str]]] = {
         "experiment=gan with a discriminator that keeps the frequency rows (pools over time only)",
         [*TAKE_BACK, "model.discriminator.pool=time"],
     ),
+    "plus_deep_discriminator": (
+        "experiment=gan with a fifth discriminator layer (128 channels): features see 94 of 128 mel bands and 1.5 s",
+        [*TAKE_BACK, "model.discriminator.channels=[16,32,64,128,128]"],
+    ),
     "wide_generator": (
         "experiment=gan with the baseline's generator widths",
         [*TAKE_BACK, "model.generator.channels=[256,128,64,32]"],
