@@ -14,14 +14,19 @@ one after the other on an otherwise idle machine. Scores are medians over the te
 vocals and accompaniment SI-SDR (dB) of the best checkpoint (best on ``valid/``). ::
 
     python -m bench.finetune --prepare /path/to/MIR-1K/Wavfile --data outputs/mir1k [--minutes 5]
+    python -m bench.finetune --minutes 2 --train-clips 40 --name finetune_small   # a small folder of your own
 
-Writes docs/results/finetune.json and .md.
+``--train-clips N`` trains both runs on N training clips drawn at random (seed 0) instead of all of
+them, the case of a user with a small folder; ``valid/`` and ``test/`` stay whole.
+
+Writes docs/results/<name>.json and .md (``finetune`` unless ``--name``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import sys
 import time
@@ -85,18 +90,39 @@ def prepare(wavfile: Path, data: Path) -> None:
             link.symlink_to(clip.resolve())
 
 
+def subsample(data: Path, clips: int, work: Path) -> Path:
+    """A ``stereo_split`` folder of links: ``clips`` training clips of ``data`` drawn at random (seed 0),
+    its ``valid/`` and ``test/`` whole."""
+    train = sorted((data / "train").glob("*.wav"))
+    if not 0 < clips <= len(train):
+        raise SystemExit(f"--train-clips {clips}: {data / 'train'} holds {len(train)} clips")
+    folder = work / f"data_{clips}"
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "train").mkdir(parents=True)
+    for clip in random.Random(0).sample(train, clips):
+        (folder / "train" / clip.name).symlink_to(clip.resolve())
+    for subset in ("valid", "test"):
+        (folder / subset).symlink_to((data / subset).resolve(), target_is_directory=True)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "outputs" / "mir1k", help="stereo_split folder")
     parser.add_argument("--minutes", type=float, default=5.0, help="training budget of each run")
     parser.add_argument("--work", type=Path, default=ROOT / "outputs" / "bench" / "finetune")
     parser.add_argument("--prepare", type=Path, help="MIR-1K's Wavfile/ folder: link its clips into --data first")
+    parser.add_argument("--train-clips", type=int, help="train on this many training clips (drawn at random)")
+    parser.add_argument("--name", default="finetune", help="results file name under docs/results/")
     args = parser.parse_args(argv)
     if args.prepare:
         prepare(args.prepare, args.data)
     data = args.data.resolve()
     if not all((data / s).is_dir() for s in ("train", "valid", "test")):
         raise SystemExit(f"--data {data} needs train/, valid/ and test/ folders of stereo clips")
+    n_train = len(list((data / "train").glob("*.wav")))
+    if args.train_clips:
+        data, n_train = subsample(data, args.train_clips, args.work), args.train_clips
     rows = [{"model": "bundled (built-in songs only)", **evaluate("bundled", data, args.work / "eval_bundled")}]
     for name, label, extra in (
         ("finetune", f"bundled, fine-tuned {args.minutes:g} min", ["init=bundled"]),
@@ -105,18 +131,21 @@ def main(argv: list[str] | None = None) -> None:
         ckpt, info = train(name, extra, data, args.minutes, args.work)
         rows.append({"model": label, **evaluate(str(ckpt), data, args.work / f"eval_{name}"), **info})
         print(json.dumps(rows[-1]), flush=True)
+    small = f" --train-clips {args.train_clips}" if args.train_clips else ""
+    named = f" --name {args.name}" if args.name != "finetune" else ""
     path = write_results(
-        "finetune",
+        args.name,
         "Fine-tuning the bundled model on real singing",
         "Median SI-SDR (dB) over the MIR-1K test clips (singers Ani, bobon, fdps, heycat; 16 kHz, left "
         "music, right voice) of the bundled model as shipped, of the bundled model fine-tuned on the "
-        "other MIR-1K singers (abjones and amy never used) and of the same recipe (experiment=builtin, "
-        "seed 0) trained from scratch on them for the same wall-clock time, best checkpoint on valid/. "
-        "`mixture vocals` is doing nothing (the mixture as the vocals estimate).",
+        f"other MIR-1K singers ({n_train} training clips; abjones and amy never used) and of the same "
+        "recipe (experiment=builtin, seed 0) trained from scratch on them for the same wall-clock time, "
+        "best checkpoint on valid/. `mixture vocals` is doing nothing (the mixture as the vocals estimate).",
         rows,
         ["model", "vocals", "accompaniment", "mixture vocals", "clips", "steps", "best_step", "train_seconds"],
-        f"python -m bench.finetune --minutes {args.minutes:g}",
+        f"python -m bench.finetune --minutes {args.minutes:g}{small}{named}",
         minutes=args.minutes,
+        train_clips=n_train,
     )
     print(path.read_text())
 
