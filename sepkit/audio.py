@@ -7,7 +7,11 @@ explodes for awkward pairs: 44.1 kHz → 8192 Hz (the paper U-Net's rate) reduce
 :func:`resample_route` therefore goes through intermediate rates whose steps all reduce to small
 ratios (44.1 kHz → 16.8 → 17.92 → 8.192 kHz). Intermediates lie between twice the lower rate and the
 higher one, so the band kept and the filter's edge are the direct route's (``python -m
-bench.resample`` measures the speed and the difference to the direct route).
+bench.resample`` measures the speed and the difference to the direct route). Where no such route
+keeps every step's kernel under :data:`KERNEL_LIMIT` (11025 Hz ↔ 8192 Hz), intermediates up to twice
+the higher rate are allowed too (11025 → 16.8 → 17.92 → 8.192 kHz); a rate that still needs a larger
+kernel (one sharing no usable factor with the other, e.g. 44101 Hz: gigabytes) is refused with a
+line saying how to convert the audio, instead of filling the memory.
 
 Resampling streams: :class:`Resampler` takes a signal piece by piece and gives exactly what
 torchaudio gives for the whole signal (its kernels, its zero padding at both ends), and long
@@ -37,6 +41,7 @@ OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
 LOWPASS_WIDTH = 6  # torchaudio's default lowpass_filter_width
 ROLLOFF = 0.99  # torchaudio's default rolloff
 PIECE = 1 << 18  # input samples per piece of a long resampling step (about 6 s at 44.1 kHz)
+KERNEL_LIMIT = 1 << 22  # floats in one step's kernel (16 MB; torchaudio needs about ten times that to build it)
 
 
 def step_cost(orig: int, new: int) -> int:
@@ -68,16 +73,41 @@ def _smooth_rates(low: int, high: int) -> list[int]:
     return rates
 
 
+def kernel_size(orig: int, new: int) -> int:
+    """Floats in torchaudio's kernel for one step: ``new / g`` phases of ``orig / g + 2 * width`` taps."""
+    if orig == new:
+        return 0
+    g = math.gcd(orig, new)
+    width = math.ceil(LOWPASS_WIDTH * orig / (min(orig, new) * ROLLOFF))
+    return new // g * (orig // g + 2 * width)
+
+
 @lru_cache(maxsize=64)
 def resample_route(orig: int, new: int) -> tuple[int, ...]:
     """The cheapest chain of rates from ``orig`` to ``new`` (both ends included) by
-    :func:`step_cost`: a shortest path over 7-smooth rates (they share large gcds)."""
+    :func:`step_cost`: a shortest path over 7-smooth rates (they share large gcds), every step's
+    kernel within :data:`KERNEL_LIMIT` (else :class:`~sepkit.errors.SepkitError`)."""
     if orig == new:
         return (orig,)
-    low, high = min(orig, new), max(orig, new)
+    high = max(orig, new)
+    for ceiling in (high, 2 * high):
+        route = _cheapest_route(orig, new, ceiling)
+        largest = max(kernel_size(a, b) for a, b in zip(route[:-1], route[1:], strict=True))
+        if largest <= KERNEL_LIMIT:
+            return route
+    size = f"{4 * largest / 1e9:.1f} GB" if largest > 2.5e8 else f"{4 * largest / 1e6:.0f} MB"
+    raise SepkitError(
+        f"resampling {orig} Hz to {new} Hz would need a {size} filter (the two rates share no usable common "
+        "factor); convert the audio to a standard rate first (44100 or 48000 Hz: `ffmpeg -i IN -ar 44100 OUT.wav`)"
+    )
+
+
+def _cheapest_route(orig: int, new: int, ceiling: int) -> tuple[int, ...]:
+    """The shortest path of :func:`resample_route` over intermediates up to ``ceiling``."""
+    low = min(orig, new)
     # intermediates at twice the lower rate or more: their filters' transition bands then lie
     # above the kept band, so the chain matches the direct route (within -45 dB at the band edge)
-    nodes = sorted({orig, new, *_smooth_rates(2 * low, high)})
+    nodes = sorted({orig, new, *_smooth_rates(2 * low, ceiling)})
     best, previous, done = {orig: 0}, {}, set()
     queue = [(0, orig)]
     while queue:

@@ -39,10 +39,11 @@ def config_options(group: str) -> list[str]:
 
 
 def run_train(cfg: DictConfig) -> float | None:
-    from sepkit.cli import run_guarded
+    from sepkit.cli import check_values, run_guarded
     from sepkit.extras import check_config
     from sepkit.training import train
 
+    run_guarded(check_values, cfg)
     run_guarded(check_config, cfg)
     return run_guarded(train, cfg)
 
@@ -75,7 +76,7 @@ def run_separate(cfg: DictConfig) -> None:
     failed = run_guarded(separate_files, cfg)
     if failed:
         print(f"error: {failed} file(s) failed, see above", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2)
 
 
 def run_diagnose(cfg: DictConfig) -> None:

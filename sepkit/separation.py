@@ -218,7 +218,8 @@ def plot_file(
 
 
 def separate_files(cfg: DictConfig) -> int:
-    """Separate ``cfg.input`` (file or folder) into ``cfg.output``; returns the number of failures."""
+    """Separate ``cfg.input`` (file or folder) into ``cfg.output``; returns the number of failures of a
+    folder (a single file's failure is raised)."""
     subtype = output_subtype(cfg.format, int(cfg.bit_depth))
     if not cfg.input:
         raise SepkitError("pass input=FILE_OR_DIR, the audio to separate (wav, flac, ogg or mp3), or serve=true")
@@ -236,6 +237,8 @@ def separate_files(cfg: DictConfig) -> int:
             if cfg.plot and rtf is not None:
                 plot_file(engine, path, out_dir / path.stem)
         except SepkitError as err:
+            if len(inputs) == 1:
+                raise SepkitError(f"{path}: {err}") from None
             failed += 1
             print(f"error: {path}: {err}", flush=True, file=sys.stderr)
             continue

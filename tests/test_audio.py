@@ -8,7 +8,16 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from sepkit.audio import check_audio, probe, resample, resample_route, resample_step, step_cost
+from sepkit.audio import (
+    KERNEL_LIMIT,
+    check_audio,
+    kernel_size,
+    probe,
+    resample,
+    resample_route,
+    resample_step,
+    step_cost,
+)
 from sepkit.errors import SepkitError
 
 
@@ -18,6 +27,21 @@ def test_route_is_cheaper_and_keeps_the_band(orig: int, new: int) -> None:
     assert route[0] == orig and route[-1] == new
     assert all(2 * min(orig, new) <= r <= max(orig, new) for r in route[1:-1])
     assert sum(step_cost(a, b) for a, b in zip(route[:-1], route[1:], strict=True)) <= step_cost(orig, new)
+
+
+@pytest.mark.parametrize(("orig", "new"), [(11025, 8192), (8192, 11025)])
+def test_a_route_above_the_higher_rate_keeps_the_kernels_small(orig: int, new: int) -> None:
+    # the direct step would hold a 362 MB kernel (8192 phases of 11043 taps); torchaudio builds it in GBs
+    assert kernel_size(orig, new) > KERNEL_LIMIT
+    route = resample_route(orig, new)
+    assert all(kernel_size(a, b) <= KERNEL_LIMIT for a, b in zip(route[:-1], route[1:], strict=True))
+    assert all(r >= 2 * min(orig, new) for r in route[1:-1])
+
+
+@pytest.mark.parametrize(("orig", "new"), [(44101, 16000), (8192, 96001)])
+def test_a_rate_sharing_no_factor_is_refused(orig: int, new: int) -> None:
+    with pytest.raises(SepkitError, match="ffmpeg"):
+        resample_route(orig, new)
 
 
 @pytest.mark.parametrize(("orig", "new"), [(44100, 8192), (8192, 44100)])

@@ -53,6 +53,8 @@ def test_missing_root(tmp_path) -> None:
         ("data.split=official", "split=random"),
         ("trainer=gpu", "needs a CUDA GPU"),
         ("model.mask_extension=wrap", "mask_extension"),
+        ("seed=abc", "seed='abc' must be an integer"),
+        ("optimizer.lr=abc", "optimizer.lr='abc' must be a number above 0"),
     ],
 )
 def test_bad_values(tmp_path, tiny_root, cache_dir, override: str, needle: str) -> None:

@@ -107,6 +107,40 @@ def test_bad_inputs_each_get_one_line_and_the_run_goes_on(tmp_path, tiny_ckpt) -
     assert not list((tmp_path / "stems").rglob("*.partial*"))
 
 
+def test_one_bad_file_is_one_line_and_exit_code_2(tmp_path, tiny_ckpt) -> None:
+    folder = tmp_path / "bad"
+    write_bad_inputs(folder)
+    result = run_entry("separate.py", *sep_args(tmp_path, tiny_ckpt, folder / "empty.wav"))
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "empty.wav" in errors[0], result.stderr[-2000:]
+
+
+def test_a_rate_sharing_no_factor_is_refused_without_filling_the_memory(tmp_path, tiny_ckpt) -> None:
+    song = tmp_path / "odd.wav"
+    sf.write(song, 0.1 * np.random.default_rng(0).standard_normal((44101, 2)).astype("float32"), 44101)
+    result = run_entry("separate.py", *sep_args(tmp_path, tiny_ckpt, song))
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
+    assert "44101 Hz" in errors[0] and "ffmpeg" in errors[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("bit_depth=abc", "bit_depth='abc' must be an integer"),
+        ("engine.device=mps", "cpu, cuda"),
+        ("engine.block_seconds=0", "engine.block_seconds=0 must be a number above 0"),
+        ("engine.wiener_iterations=abc", "engine.wiener_iterations"),
+        ("web.port=99999", "from 0 to 65535"),
+    ],
+)
+def test_bad_settings_are_one_line(tmp_path, tiny_ckpt, songs, override, needle) -> None:
+    result = run_entry("separate.py", *sep_args(tmp_path, tiny_ckpt, songs / "two.wav"), override)
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and needle in errors[0], result.stderr[-2000:]
+    assert not (tmp_path / "stems").exists()
+
+
 def test_downmix(tmp_path, tiny_ckpt) -> None:
     folder = tmp_path / "bad"
     write_bad_inputs(folder)
