@@ -16,5 +16,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     from sepkit.commands import preflight
 
-    preflight(sys.argv[1:])
+    sys.argv[1:] = preflight(sys.argv[1:], "evaluate")
     main()

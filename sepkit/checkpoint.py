@@ -22,6 +22,17 @@ CHECKPOINT_KEY = "sepkit"
 # ``make bundled`` (experiment=bundled) on the built-in songs only; weights and description only.
 BUNDLED_NAME = "bundled"
 BUNDLED = Path(__file__).resolve().parent / "models" / "bundled.ckpt"
+
+
+def default_onnx_path(ckpt: str | Path) -> Path:
+    """Where ``export=onnx`` writes a checkpoint's network, and where ``engine.backend=onnxruntime``
+    looks for it: beside the checkpoint, or ``./bundled.onnx`` for the bundled model (never inside
+    the installation)."""
+    if str(ckpt) == BUNDLED_NAME or Path(ckpt).resolve() == BUNDLED:
+        return Path(f"{BUNDLED_NAME}.onnx")
+    return Path(ckpt).with_suffix(".onnx")
+
+
 STATE_PREFIX = "separator."
 # Layout of the ``sepkit`` section; raised when a reader would misread an older sepkit's file.
 FORMAT = 2

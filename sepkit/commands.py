@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 from omegaconf import DictConfig
+
+from sepkit.errors import SepkitError
 
 USAGE = __doc__.split("\n\n")[1]
 
@@ -98,15 +101,85 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], object], list[str]]] = {
 }
 
 
-def preflight(overrides: list[str]) -> None:
-    """Stop with one line when the overrides ask for a Hydra plugin of an extra that is not installed."""
+# settings that hold a path: their values are quoted for Hydra when its grammar would refuse them
+PATH_KEYS = ("input", "output", "ckpt", "init", "export_path", "data.root", "paths.root_dir", "ckpt_path", "resume")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+HYDRA_FLAGS = ("-", "+", "~")
+HYDRA_VALUE_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg", "-c")
+HYDRA_VALUE_FLAGS += ("--package", "-p", "--info", "-i", "--experimental-rerun")
+
+
+@lru_cache(maxsize=1)
+def _parser():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
+def _parses(override: str) -> bool:
+    from hydra.errors import HydraException
+
+    try:
+        _parser().parse_overrides([override])
+    except HydraException:
+        return False
+    return True
+
+
+def _quoted(key: str, value: str) -> str:
+    """``key='value'`` with Hydra's escapes, or ``key=value`` unchanged when quoting would not read back."""
+    override = f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    try:
+        if _parser().parse_overrides([override])[0].value() == value:
+            return override
+    except Exception:  # noqa: BLE001 - an override Hydra cannot read back stays the user's
+        pass
+    return f"{key}={value}"
+
+
+def tidy_overrides(command: str, overrides: list[str]) -> list[str]:
+    """What a user types, as Hydra reads it: a bare audio file or folder given to ``separate`` becomes
+    ``input=...``, a bare ``.ckpt`` given to the other commands ``ckpt=...``, and a path with characters
+    Hydra's grammar refuses (accents, ``'``, ``&``, ``(``, ``#``; a comma in an existing file's name)
+    is quoted. An argument still unreadable raises :class:`~sepkit.errors.SepkitError` saying how to write it."""
+    tidy: list[str] = []
+    for i, arg in enumerate(overrides):
+        if arg.startswith("-") or (i and overrides[i - 1] in HYDRA_VALUE_FLAGS):
+            tidy.append(arg)  # Hydra's own flags and their values (--config-dir DIR, --cfg job, -m)
+            continue
+        key, eq, value = arg.partition("=")
+        if not eq and not arg.startswith(HYDRA_FLAGS):
+            path = Path(arg)
+            if command == "separate" and (path.is_dir() or path.suffix.lower() in AUDIO_SUFFIXES):
+                key, eq, value = "input", "=", arg
+            elif command != "train" and path.suffix == ".ckpt":
+                key, eq, value = "ckpt", "=", arg
+        if eq and key in PATH_KEYS and value not in ("", "null") and value[0] not in "'\"":
+            if not _parses(f"{key}={value}") or ("," in value and Path(value).exists()):
+                arg = _quoted(key, value)
+            else:
+                arg = f"{key}={value}"
+        if not _parses(arg):
+            raise SepkitError(
+                f"cannot read the argument {arg!r}: write settings as key=value (e.g. input=song.wav), "
+                "and quote a value with unusual characters: input='my song (live).wav'"
+            )
+        tidy.append(arg)
+    return tidy
+
+
+def preflight(overrides: list[str], command: str = "") -> list[str]:
+    """The overrides tidied (:func:`tidy_overrides`); stops with one line when one cannot be read, or
+    when they ask for a Hydra plugin of an extra that is not installed."""
     from sepkit.extras import MissingExtra, check_overrides
 
     try:
+        overrides = tidy_overrides(command, overrides)
         check_overrides(overrides)
-    except MissingExtra as exc:
+    except (MissingExtra, SepkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    return overrides
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,6 +195,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: unknown command {command!r}; use one of {', '.join(COMMANDS)}", file=sys.stderr)
         raise SystemExit(2)
     config_name, entry, before = COMMANDS[command]
-    preflight(rest)
+    rest = preflight(rest, config_name)
     sys.argv = [f"sepkit {command}", *before, *rest]
     hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)(entry)()

@@ -163,6 +163,9 @@ def command_of(tokens: list[str]) -> tuple[str, list[str], list[str]] | None:
 
 def commands(text: str) -> Iterator[Command | tuple[int, str, str]]:
     """The runnable commands of a page's ``bash`` blocks; a (line, text, reason) for one that cannot be read."""
+    from sepkit.commands import tidy_overrides
+    from sepkit.errors import SepkitError
+
     for lang, lines in code_blocks(text):
         if lang != "bash":
             continue
@@ -185,7 +188,10 @@ def commands(text: str) -> Iterator[Command | tuple[int, str, str]]:
                 if found is None:
                     continue
                 config, before, args = found
-                overrides = parse_arguments(args)
+                try:
+                    overrides = parse_arguments(tidy_overrides(config, args))  # as the commands tidy them
+                except SepkitError as exc:
+                    overrides = str(exc)
                 if isinstance(overrides, str):
                     yield number, line.strip(), overrides
                 else:

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         references = group_targets(torch.from_numpy(stems), groups)
         length = min(mixture.shape[-1], references.shape[-1])  # stem.mp4 streams can differ by a frame
         mixture, references, rate = mixture[:, :length], references[..., :length], track.sample_rate
-        model_est = engine.separate(mixture, rate)
+        try:
+            model_est = engine.separate(mixture, rate)
+        except SepkitError as err:
+            raise SepkitError(f"track {track.name!r}: {err}: fix or remove that file") from None
         stacked = torch.stack([model_est[t] for t in targets])
         model_rows = track_metrics(stacked, references, rate, *flags)
         for row in model_rows:  # one value per track: how far the stems' sum is from the mixture
@@ -260,12 +264,17 @@ def log_to_loggers(cfg: DictConfig, rows: list[dict[str, Any]], results: dict[st
 def summarise(rows: list[dict[str, Any]], metrics: list[str], targets: list[str]) -> dict[str, Any]:
     """Median and mean over tracks per method, target and metric (NaN-aware)."""
     out: dict[str, Any] = {"median": {}, "mean": {}}
-    for method in METHODS:
-        for stat, fn in (("median", np.nanmedian), ("mean", np.nanmean)):
-            out[stat][method] = {
-                t: {m: float(fn([r[m] for r in rows if r["method"] == method and r["target"] == t])) for m in metrics}
-                for t in targets
-            }
+    with warnings.catch_warnings():  # a metric undefined on every track (NaN) stays NaN, without numpy's warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for method in METHODS:
+            for stat, fn in (("median", np.nanmedian), ("mean", np.nanmean)):
+                out[stat][method] = {
+                    t: {
+                        m: float(fn([r[m] for r in rows if r["method"] == method and r["target"] == t]))
+                        for m in metrics
+                    }
+                    for t in targets
+                }
     return out
 
 

@@ -230,14 +230,20 @@ class SeparationEngine:
             return separator.estimate_masks
         if self.device.type != "cpu":
             raise SepkitError("engine.backend=onnxruntime runs on the CPU here; add engine.device=cpu")
+        from sepkit.checkpoint import BUNDLED, BUNDLED_NAME, default_onnx_path
         from sepkit.export import OnnxMasks
 
         ckpt = getattr(separator, "checkpoint_path", None)
         if onnx is None and ckpt is None:
             raise SepkitError("engine.backend=onnxruntime needs engine.onnx=PATH (a file from export=onnx)")
-        path = Path(onnx) if onnx else Path(ckpt).with_suffix(".onnx")
+        path = Path(onnx) if onnx else default_onnx_path(ckpt)
         if not path.is_file():
-            raise SepkitError(f"{path} does not exist: write it first with separate.py ckpt={ckpt} export=onnx")
+            if ckpt is None:
+                raise SepkitError(f"engine.onnx={path} does not exist")
+            name = BUNDLED_NAME if Path(ckpt).resolve() == BUNDLED else ckpt
+            raise SepkitError(
+                f"{path} does not exist: write it first with `sepkit export ckpt={name}` (or engine.onnx=PATH)"
+            )
         masks = OnnxMasks(path, threads=torch.get_num_threads())
         keys = ["targets", "sample_rate", "stft", "max_bins"]
         keys += ["complex_masks"] if "complex_masks" in masks.description else []  # exports since complex masks

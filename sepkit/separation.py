@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from sepkit.audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, probe, read, resample
-from sepkit.checkpoint import load_separator
+from sepkit.checkpoint import default_onnx_path, load_separator
 from sepkit.errors import SepkitError
 from sepkit.inference import SeparationEngine
 
@@ -254,7 +254,9 @@ def export_checkpoint(cfg: DictConfig) -> Path:
     from sepkit.export import export_onnx
 
     separator = load_separator(cfg.ckpt)
-    path = Path(cfg.export_path) if cfg.export_path else Path(cfg.ckpt).with_suffix(".onnx")
+    path = Path(cfg.export_path) if cfg.export_path else default_onnx_path(cfg.ckpt)
+    if path.is_dir():
+        raise SepkitError(f"export_path={path} is a folder: name the file to write, e.g. export_path={path}/model.onnx")
     export_onnx(separator, path, overwrite=bool(cfg.overwrite))
     print(f"wrote {path} and {path.with_suffix('.json')}; run it with engine.backend=onnxruntime", flush=True)
     return path

@@ -6,10 +6,12 @@ its stems are identical to the command line's for the same file and settings.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -171,6 +173,21 @@ def build_app(web: WebSeparator, title: str, concurrency: int = 1, queue_size: i
     return app
 
 
+def check_address(host: str, port: int) -> None:
+    """Fail with one line when the page could not listen on ``host:port`` (a port in use, a host
+    that is not this machine's), before anything is loaded or printed."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            probe.bind((host, port))
+    except OSError as exc:
+        why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be listened on ({exc.strerror or exc})"
+        raise SepkitError(
+            f"web.host={host} web.port={port} {why}: pass another web.port=N (or web.host=127.0.0.1)"
+        ) from None
+
+
 def serve(cfg: DictConfig, block: bool = True):
     """Start the page for ``cfg.ckpt`` on ``cfg.web.host:cfg.web.port``."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -180,9 +197,10 @@ def serve(cfg: DictConfig, block: bool = True):
     require("gradio", "the web page (sepkit serve)", extra="web")
     if cfg.web.plot:
         require("matplotlib", "the web page's spectrograms (web.plot=true)", extra="web")
+    w = cfg.web
+    check_address(str(w.host), int(w.port))
     separator = load_separator(cfg.ckpt)
     engine = SeparationEngine(separator, **OmegaConf.to_container(cfg.engine, resolve=True))
-    w = cfg.web
     if w.plot:  # imported now rather than during the first request (about 0.5 s)
         import matplotlib
 

@@ -63,3 +63,34 @@ def test_unknown_command_and_help(tmp_path, capsys) -> None:
     # the installed console script, in its own process: an error path leaves no traceback
     missing = run_sepkit("evaluate", cwd=tmp_path)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr and "ckpt=PATH" in missing.stderr
+
+
+def test_a_bare_song_with_accents_and_brackets_is_separated(tmp_path, tiny_ckpt) -> None:
+    """What a new user types first: ``sepkit separate "my sóng (live).wav"``, no ``input=``, no quoting."""
+    song = tmp_path / "my sóng (live) & co.wav"
+    sf.write(song, (np.random.default_rng(0).standard_normal((22050, 2)) * 0.1).astype(np.float32), 22050)
+    result = run_sepkit("separate", song.name, f"ckpt={tiny_ckpt}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "outputs" / "separated" / song.stem / "vocals.wav").is_file()
+
+
+def test_overrides_are_tidied_for_hydra(tmp_path) -> None:
+    from sepkit.commands import tidy_overrides
+
+    (tmp_path / "a,b.wav").write_bytes(b"")
+    assert tidy_overrides("separate", ["in/ok.wav"]) == ["input=in/ok.wav"]
+    assert tidy_overrides("separate", ["input=in/é.wav"]) == ["input='in/é.wav'"]
+    assert tidy_overrides("separate", ["input=it's.wav"]) == ["input='it\\'s.wav'"]
+    assert tidy_overrides("separate", [f"input={tmp_path}/a,b.wav"]) == [f"input='{tmp_path}/a,b.wav'"]
+    assert tidy_overrides("evaluate", ["runs/best.ckpt"]) == ["ckpt=runs/best.ckpt"]
+    untouched = ["-m", "ckpt=a.ckpt,b.ckpt", "--config-dir", "~/my confs", "model=unet_paper", "+x=1", "~y"]
+    assert tidy_overrides("train", untouched) == untouched
+
+
+def test_an_unreadable_argument_is_one_line(capsys) -> None:
+    from sepkit.commands import preflight
+
+    with pytest.raises(SystemExit) as bad:
+        preflight(["model=(x"], "train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert bad.value.code == 2 and len(err) == 1 and err[0].startswith("error: cannot read the argument 'model=(x'")

@@ -3,6 +3,7 @@ separate.py give the torch path's stems within 1e-4 with engine.backend=onnxrunt
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,8 +109,25 @@ def test_unknown_backend_and_missing_file_fail_clearly(tmp_path) -> None:
     with pytest.raises(SepkitError, match="does not exist"):
         SeparationEngine(separator, device="cpu", backend="onnxruntime", onnx=str(tmp_path / "none.onnx"))
     separator.checkpoint_path = str(tmp_path / "model.ckpt")  # as load_separator sets it
-    with pytest.raises(SepkitError, match="export=onnx"):  # nothing exported beside it yet
+    with pytest.raises(SepkitError, match="sepkit export ckpt="):  # nothing exported beside it yet
         SeparationEngine(separator, device="cpu", backend="onnxruntime")
+
+
+def test_the_bundled_model_is_exported_where_onnxruntime_looks(tmp_path, monkeypatch) -> None:
+    from sepkit.checkpoint import BUNDLED, default_onnx_path
+
+    monkeypatch.chdir(tmp_path)
+    assert default_onnx_path("bundled") == default_onnx_path(BUNDLED) == Path("bundled.onnx")  # not the install
+    assert default_onnx_path(tmp_path / "run" / "best.ckpt") == tmp_path / "run" / "best.onnx"
+
+
+def test_export_path_that_is_a_folder_is_refused(tmp_path) -> None:
+    (tmp_path / "folder").mkdir()
+    common = [f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/h", "overwrite=true"]
+    result = run_entry("separate.py", "ckpt=bundled", "export=onnx", f"export_path={tmp_path}/folder", *common)
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "is a folder" in errors[0], result.stderr[-2000:]
+    assert list((tmp_path / "folder").iterdir()) == [] and not list(tmp_path.glob(".*partial*"))
 
 
 @pytest.mark.parametrize("extension", [pytest.param("learned", marks=pytest.mark.slow), "banded"])  # one path

@@ -284,3 +284,17 @@ def test_musdb_hq_and_old_checkpoint_names_resolve(tmp_path) -> None:
     assert [t.subset for t in musdb_hq(root).tracks()] == ["train", "test"]
     shutil.rmtree(root / "test")
     assert len(musdb_source(root).tracks()) == 1
+
+
+def test_a_track_with_nan_samples_is_refused_by_name(tmp_path) -> None:
+    from sepkit.data.cache import decode_track
+
+    root = make_stereo_split(tmp_path / "mir", {"train": [1.0, 1.0]})
+    bad, _ = sf.read(root / "train" / "trainsinger_1.wav", dtype="float32")
+    bad[100, 1] = np.nan
+    sf.write(root / "train" / "trainsinger_1.wav", bad, RATE, subtype="FLOAT")
+    source = StereoSplitSource(root, channels={"accompaniment": 0, "vocals": 1})
+    good, broken = source.tracks()
+    assert decode_track(source, good, RATE, 1).shape[0] == 2
+    with pytest.raises(SepkitError, match="'trainsinger_1'.*NaN"):
+        decode_track(source, broken, RATE, 1)

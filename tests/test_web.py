@@ -105,6 +105,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_a_port_in_use_is_one_line_before_anything_is_served(tmp_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_entry(
+            "separate.py", "serve=true", f"web.port={port}", f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/h"
+        )
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "is in use" in errors[0], result.stderr[-2000:]
+    assert "serving" not in result.stdout
+
+
 def test_live_server_on_localhost(web, song) -> None:
     from gradio_client import Client, handle_file
 

@@ -19,13 +19,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sepkit.audio import resample_np, to_channels
 from sepkit.data.pool import worker_pool
 from sepkit.data.sources.base import TrackInfo, TrackSource
+from sepkit.errors import SepkitError
 
 log = logging.getLogger(__name__)
 
 
 def decode_track(source: TrackSource, track: TrackInfo, sample_rate: int, channels: int) -> np.ndarray:
-    """A track's stems at ``sample_rate``: float32 ``(stems, channels, time)``."""
+    """A track's stems at ``sample_rate``: float32 ``(stems, channels, time)``; a track holding NaN or
+    infinite samples is refused by name (in training it would only show as a NaN loss)."""
     audio = to_channels(source.read(track), channels)
+    if not np.isfinite(audio).all():
+        raise SepkitError(
+            f"track {track.name!r} ({', '.join(track.files) or source.root}) holds NaN or infinite samples: "
+            "fix or remove it, or leave it out with data.exclude=[NAME]"
+        )
     return resample_np(audio, track.sample_rate, sample_rate).astype(np.float32, copy=False)
 
 
