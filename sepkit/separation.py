@@ -224,6 +224,10 @@ def separate_files(cfg: DictConfig) -> int:
     if not cfg.input:
         raise SepkitError("pass input=FILE_OR_DIR, the audio to separate (wav, flac, ogg or mp3), or serve=true")
     inputs = collect_inputs(cfg.input)
+    if cfg.plot:  # before any file is separated, not after the first
+        from sepkit.extras import require
+
+        require("matplotlib", "separation.png (plot=true)", extra="plots")
     separator = load_separator(cfg.ckpt)
     engine = SeparationEngine(separator, **OmegaConf.to_container(cfg.engine, resolve=True))
     out_dir = Path(cfg.output)

@@ -188,6 +188,8 @@ class TrackSource(ABC):
         """
         if self._tracks is not None:
             return self._tracks
+        if self.root.is_file():
+            raise SepkitError(f"data.root={self.root} is a file: pass the dataset's folder. {self.hint}".strip())
         if not self.root.is_dir():
             raise SepkitError(f"data.root={self.root} does not exist. {self.hint}".strip())
         tracks, skipped, excluded = [], 0, 0
