@@ -272,7 +272,7 @@ def probe(path: str | Path, downmix: bool = False) -> sf._SoundFileInfo:
     if info.frames <= 0:
         raise SepkitError("it is empty (no samples)")
     if info.channels > 2 and not downmix:
-        raise SepkitError(f"it has {info.channels} channels; sepkit takes mono or stereo (or downmix=true)")
+        raise SepkitError(f"it has {info.channels} channels; sepkit takes mono or stereo (or engine.downmix=true)")
     return info
 
 
@@ -303,7 +303,7 @@ def check_stream(rate: int, channels: int, length: int, min_samples: int = 1, do
     if not 8000 <= rate <= 192000:
         raise SepkitError(f"sample rate {rate} Hz is outside 8-192 kHz")
     if channels > 2 and not downmix:
-        raise SepkitError(f"the audio has {channels} channels; sepkit takes mono or stereo (or downmix=true)")
+        raise SepkitError(f"the audio has {channels} channels; sepkit takes mono or stereo (or engine.downmix=true)")
     if length < min_samples:
         raise SepkitError(
             f"the audio is {length} samples long, shorter than one STFT window ({min_samples} samples here)"

@@ -205,7 +205,7 @@ class SeparationEngine:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
-            raise SepkitError("device=cuda needs a CUDA GPU, none found; use device=cpu")
+            raise SepkitError("engine.device=cuda needs a CUDA GPU, none found; use engine.device=cpu")
         self.device = torch.device(device)
         self.separator = separator.to(self.device).eval()
         if self.device.type == "cpu":  # the U-Nets run 8-32 % faster on NHWC with oneDNN on a CPU

@@ -235,7 +235,7 @@ def separate_files(cfg: DictConfig) -> int:
     console = Console(stderr=True)
     failed = 0
     for i, path in enumerate(inputs, 1):
-        console.print(f"[{i}/{len(inputs)}] {path.name}")
+        console.print(f"[{i}/{len(inputs)}] {path.name}", markup=False)
         try:
             rtf = separate_file(engine, path, out_dir, cfg.format, subtype, bool(cfg.overwrite))
             if cfg.plot and rtf is not None:
@@ -247,7 +247,7 @@ def separate_files(cfg: DictConfig) -> int:
             print(f"error: {path}: {err}", flush=True, file=sys.stderr)
             continue
         if rtf is not None:
-            console.print(f"  wrote {out_dir / path.stem}/  ({rtf:.1f}x real time)")
+            console.print(f"  wrote {out_dir / path.stem}/  ({rtf:.1f}x real time)", markup=False)
     return failed
 
 

@@ -85,9 +85,9 @@ EXTENSION_KEY = "mask_extension"
 
 def read_init(cfg: DictConfig) -> dict[str, Any] | None:
     """``init=PATH|bundled``: the checkpoint a run starts its weights from (fine-tuning; a fresh
-    optimiser and schedule, any data). Its model settings become the run's, unless the command line
-    set model keys of its own, which must then agree with the checkpoint's; only ``mask_extension``
-    may differ (a learnt extension then starts afresh on the checkpoint's network)."""
+    optimiser and schedule, any data). Its model settings become the run's; model keys set on the
+    command line must agree with the checkpoint's (``model=NAME``: the whole model), except
+    ``mask_extension`` (a learnt extension then starts afresh on the checkpoint's network)."""
     if not cfg.get("init"):
         return None
     if cfg.get("ckpt_path") or cfg.get("resume"):
@@ -100,8 +100,17 @@ def read_init(cfg: DictConfig) -> dict[str, Any] | None:
         # another rule for the band above the network's: the network's weights still fit
         log.info("init: mask_extension %s instead of %s", ours[EXTENSION_KEY], theirs.get(EXTENSION_KEY))
         theirs[EXTENSION_KEY] = ours[EXTENSION_KEY]
-    if overridden - {f"model.{EXTENSION_KEY}"} and ours != theirs:
+    given = overridden - {f"model.{EXTENSION_KEY}"}
+    if "model" in given:  # model=NAME: the whole composed model must be the checkpoint's
         differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+    else:  # model.KEY=VALUE: each key given must be the checkpoint's
+        mine, its = OmegaConf.create(ours), OmegaConf.create(theirs)
+        differ = sorted(
+            k.split(".", 1)[1]
+            for k in given
+            if OmegaConf.select(mine, k.split(".", 1)[1]) != OmegaConf.select(its, k.split(".", 1)[1])
+        )
+    if differ:
         raise SepkitError(
             f"init={cfg.init}: its model differs from this run's in {', '.join(differ)}; leave model settings "
             "out of the command line to fine-tune the checkpoint's own model (model.mask_extension may differ)"

@@ -67,11 +67,12 @@ def test_unknown_command_and_help(tmp_path, capsys) -> None:
 
 def test_a_bare_song_with_accents_and_brackets_is_separated(tmp_path, tiny_ckpt) -> None:
     """What a new user types first: ``sepkit separate "my sóng (live).wav"``, no ``input=``, no quoting."""
-    song = tmp_path / "my sóng (live) & co.wav"
+    song = tmp_path / "my sóng (live) [demo] & co.wav"
     sf.write(song, (np.random.default_rng(0).standard_normal((22050, 2)) * 0.1).astype(np.float32), 22050)
     result = run_sepkit("separate", song.name, f"ckpt={tiny_ckpt}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "outputs" / "separated" / song.stem / "vocals.wav").is_file()
+    assert f"[1/1] {song.name}" in result.stderr  # the name as it is, not read as console markup
 
 
 def test_overrides_are_tidied_for_hydra(tmp_path) -> None:

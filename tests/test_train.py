@@ -151,7 +151,10 @@ def test_fine_tuning_starts_from_a_checkpoints_weights(
     """The checkpoint's model and weights; another mask_extension may be asked for (it starts afresh)."""
     args = [*tiny_train_args(tmp_path, tiny_root, cache_dir), "++trainer.max_steps=1", "logger=none"]
     args = [a for a in args if not a.startswith("model.net")]  # the checkpoint brings its model
-    args += [f"model.mask_extension={extension}", "data.sample_rate=44100"] if extension else []
+    hop = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)["sepkit"]["model"]["hop_length"]
+    # a model key that agrees with the checkpoint's is accepted (only the keys given are compared)
+    given = [f"model.mask_extension={extension}", "data.sample_rate=44100"] if extension else []
+    args += given or [f"model.hop_length={hop}"]
     result = run_entry("train.py", *args, f"init={tiny_ckpt}", "optimizer.lr=1e-6")
     assert result.returncode == 0, result.stderr[-3000:]
     tuned = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -177,6 +180,13 @@ def test_fine_tuning_refuses_what_does_not_fit(tmp_path, tiny_root, cache_dir, t
     result = run_entry("train.py", *args, f"init={tiny_ckpt}", "model=unet_simple")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "its model differs from this run's in" in result.stderr.strip().splitlines()[-1]
+    hop = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)["sepkit"]["model"]["hop_length"]
+    args = [a for a in args if not a.startswith("model.net")]
+    result = run_entry("train.py", *args, f"init={tiny_ckpt}", f"model.hop_length={2 * hop}")
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].endswith(
+        "its model differs from this run's in hop_length; leave model settings out of the command line to "
+        "fine-tune the checkpoint's own model (model.mask_extension may differ)"
+    )
     for extra, needle in (
         ([f"init={tiny_ckpt}", "data.targets=[vocals,drums,bass,other]"], "init_new_targets=true"),
         ([f"init={tiny_ckpt}", f"resume={tmp_path}"], "give one"),

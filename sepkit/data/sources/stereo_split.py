@@ -31,7 +31,7 @@ class StereoSplitSource(TrackSource):
     Every stem is mono, so tracks have one channel.
     """
 
-    hint = "expected <root>/[train|test/]<clip>.wav files whose channels are the sources (see data.channels)"
+    hint = "expected <root>/[train|test/]<clip>.wav files whose channels are the sources (see data.source.channels)"
 
     def __init__(self, root: str | Path, channels: Mapping[str, int], exclude: Sequence[str] = ()) -> None:
         super().__init__(root, exclude)
