@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.trainer.states import TrainerStatus
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sepkit.audio import resample
@@ -312,6 +315,17 @@ def fit(
     except NonFiniteError as err:
         write_summary(cfg, trainer, out_dir, time.time() - start, {**extra, "failed": str(err)})
         raise
+    except SystemExit as stop:  # Lightning ends an interrupted fit so: Ctrl-C exit(1), SIGTERM an exit of 0
+        if trainer.state.status != TrainerStatus.INTERRUPTED:
+            raise
+        if threading.current_thread() is threading.main_thread():  # Lightning ignores further Ctrl-C
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        how = "by SIGTERM" if trainer.received_sigterm else "by Ctrl-C"
+        why = f"training interrupted {how} at step {trainer.global_step}"
+        write_summary(cfg, trainer, out_dir, time.time() - start, {**extra, "failed": why, "interrupted": True})
+        raise SepkitError(
+            f"{why}; checkpoints/last.ckpt holds the weights of the last validation: continue with resume={out_dir}"
+        ) from stop
     return write_summary(cfg, trainer, out_dir, time.time() - start, extra)
 
 

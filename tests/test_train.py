@@ -227,3 +227,31 @@ def test_fine_tuning_keeps_the_checkpoints_input_statistics(net: str) -> None:
     ours, theirs = fresh.state_dict(), trained.state_dict()
     statistics = [k for k in theirs if "input_norm" in k or "input_s" in k]
     assert statistics and all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+
+class Interrupt(L.Callback):
+    """Interrupts a run after its second step as Ctrl-C (``how=int``) or a scheduler's SIGTERM does."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == 2:
+            if self.how == "int":
+                raise KeyboardInterrupt
+            trainer._signal_connector.received_sigterm = True  # what Lightning's SIGTERM handler sets
+
+
+@pytest.mark.parametrize(("how", "by"), [("int", "Ctrl-C"), ("term", "SIGTERM")])
+def test_an_interrupted_run_fails_and_says_how_to_resume(tmp_path, tiny_root, cache_dir, how, by) -> None:
+    args = [*tiny_train_args(tmp_path, tiny_root, cache_dir), "logger=none", "trainer.max_epochs=3"]
+    result = run_entry(
+        "train.py", *args, f"+callbacks.interrupt._target_={__name__}.Interrupt", f"+callbacks.interrupt.how={how}"
+    )
+    line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and line.startswith(f"error: training interrupted by {by} at step 2"), result.stderr[
+        -2000:
+    ]
+    assert f"resume={tmp_path / 'run'}" in line
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["global_steps"] == 2
