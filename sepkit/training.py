@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -268,6 +269,7 @@ def train(cfg: DictConfig) -> float | None:
     ckpt_path = resolve_resume(cfg, kind=task.kind)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(out_dir)
     L.seed_everything(cfg.seed, workers=True)
 
     system, datamodule = task.build(cfg, ckpt_path)
@@ -288,6 +290,26 @@ def train(cfg: DictConfig) -> float | None:
                 )
     summary = fit(cfg, trainer, system, datamodule, ckpt_path, start)
     return summary["best"].get(cfg.optimized_metric)
+
+
+RUN_MARKER = ".sepkit-run"
+
+
+def claim_run_dir(out_dir: Path) -> None:
+    """Mark ``out_dir`` as this run's, or stop with one line when another run already holds it
+    (``hydra.run.dir`` pointing at an earlier run, or two runs started in the same second): its
+    checkpoints, summary and metrics would otherwise be overwritten without a word. The processes
+    that DDP starts for the other ranks share their rank 0's folder."""
+    if any(os.environ.get(k, "0") != "0" for k in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID")):
+        return
+    try:
+        with (out_dir / RUN_MARKER).open("x") as marker:
+            marker.write(f"{os.getpid()} {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    except FileExistsError:
+        raise SepkitError(
+            f"{out_dir} already holds a run, whose checkpoints and summary this one would overwrite: "
+            "start it in another folder (hydra.run.dir=DIR), or continue that one with resume=" + str(out_dir)
+        ) from None
 
 
 def make_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list[Any], monitor: str) -> L.Trainer:

@@ -255,3 +255,17 @@ def test_an_interrupted_run_fails_and_says_how_to_resume(tmp_path, tiny_root, ca
     assert f"resume={tmp_path / 'run'}" in line
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["global_steps"] == 2
+
+
+def test_a_run_into_the_folder_of_another_is_refused(tmp_path, tiny_root, cache_dir) -> None:
+    """hydra.run.dir at an earlier run (or two runs started in the same second) would overwrite its
+    checkpoints, summary and metrics without a word."""
+    args = [*tiny_train_args(tmp_path, tiny_root, cache_dir), "logger=none", "++trainer.max_steps=1"]
+    assert run_entry("train.py", *args).returncode == 0
+    summary = (tmp_path / "run" / "summary.json").read_bytes()
+    best = (tmp_path / "run" / "checkpoints" / "best.ckpt").read_bytes()
+    result = run_entry("train.py", *args, "seed=2")
+    line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and "already holds a run" in line and f"resume={tmp_path / 'run'}" in line
+    assert (tmp_path / "run" / "summary.json").read_bytes() == summary
+    assert (tmp_path / "run" / "checkpoints" / "best.ckpt").read_bytes() == best
