@@ -196,5 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2)
     config_name, entry, before = COMMANDS[command]
     rest = preflight(rest, config_name)
-    sys.argv = [f"sepkit {command}", *before, *rest]
+    # train: a script that DDP's further ranks can be started with (sepkit/train_entry.py)
+    name = str(Path(__file__).with_name("train_entry.py")) if command == "train" else f"sepkit {command}"
+    sys.argv = [name, *before, *rest]
     hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)(entry)()

@@ -4,6 +4,7 @@ CPU, bf16 on CPU, debug overlays with every model."""
 import csv
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -75,10 +76,15 @@ def test_three_optuna_trials(tmp_path, tiny_root, cache_dir) -> None:
     assert len(list((tmp_path / "opt").glob("*/summary.json"))) == 3
 
 
-def test_ddp_on_two_cpu_processes(tmp_path, tiny_root, cache_dir) -> None:
-    result = run_entry(
-        "train.py", *tiny_train_args(tmp_path, tiny_root, cache_dir), "trainer=ddp_cpu", "logger=csv", isolated=True
-    )
+@pytest.mark.parametrize("entry", ["train.py", "sepkit train"])
+def test_ddp_on_two_cpu_processes(tmp_path, tiny_root, cache_dir, entry: str) -> None:
+    args = [*tiny_train_args(tmp_path, tiny_root, cache_dir), "trainer=ddp_cpu", "logger=csv"]
+    if entry == "train.py":
+        result = run_entry("train.py", *args, isolated=True)
+    else:  # Lightning starts the second rank again from the sepkit command's argv[0]
+        from tests.test_commands import SEPKIT
+
+        result = subprocess.run([str(SEPKIT), "train", *args], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     # 4 train tracks x 2 samples = 8 items, batch 2 per process, 2 processes: 2 steps
