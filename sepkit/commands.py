@@ -46,9 +46,34 @@ def run_train(cfg: DictConfig) -> float | None:
     from sepkit.extras import check_config
     from sepkit.training import train
 
-    run_guarded(check_values, cfg)
-    run_guarded(check_config, cfg)
-    return run_guarded(train, cfg)
+    def checked_train(cfg: DictConfig) -> float | None:
+        check_values(cfg)
+        check_config(cfg)
+        return train(cfg)
+
+    if not in_multirun():
+        return run_guarded(checked_train, cfg)
+    try:  # a job of a sweep: its failure is its row's, the other jobs still run (sepkit.sweep)
+        return checked_train(cfg)
+    except Exception as exc:
+        from sepkit.errors import find_user_error
+        from sepkit.extras import missing_extra
+        from sepkit.sweep import record_failure
+
+        err = find_user_error(exc) or missing_extra(exc)
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        record_failure(cfg, str(err))
+        return float("nan")
+
+
+def in_multirun() -> bool:
+    """Whether this run is a job of a Hydra multirun (``-m``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def run_evaluate(cfg: DictConfig) -> None:

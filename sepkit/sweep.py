@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         row = {"job": job.name, "overrides": list(overrides or [])}
         row.update({k: v for k, v in summary.get("best", {}).items() if k.startswith("val/")})
         row.update({"epochs": summary.get("epochs"), "checkpoint": summary.get("best_checkpoint")})
+        row["failed"] = summary.get("failed") or ""
         rows.append(row)
     # show only the overrides that differ between jobs (the swept ones)
     parsed = [dict(o.split("=", 1) for o in row["overrides"] if "=" in o) for row in rows]
@@ -58,8 +60,24 @@ def write_summary(sweep_dir: Path, console: Console | None = None) -> Path | Non
     return out
 
 
+def record_failure(cfg: DictConfig, why: str) -> None:
+    """A sweep job that stopped on a user error: ``summary.json`` says so (written here when the job
+    stopped before its run could write one)."""
+    out = Path(cfg.paths.output_dir)
+    path = out / "summary.json"
+    if not path.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"best": {}, "failed": why}, indent=2))
+
+
 class SweepSummary(Callback):
-    """Writes the summary when a multirun ends."""
+    """Writes the summary when a multirun ends; exits with status 2 when a job failed."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        write_summary(Path(config.hydra.sweep.dir))
+        sweep_dir = Path(config.hydra.sweep.dir)
+        write_summary(sweep_dir)
+        failed = [row["job"] for row in collect(sweep_dir) if row.get("failed")]
+        if failed:
+            table = sweep_dir / "sweep_summary.csv"
+            print(f"error: job(s) {', '.join(failed)} of the sweep failed: see {table}", file=sys.stderr)
+            raise SystemExit(2)

@@ -93,6 +93,17 @@ def test_ddp_on_two_cpu_processes(tmp_path, tiny_root, cache_dir, entry: str) ->
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
+def test_a_failed_job_is_its_rows_and_the_sweep_goes_on(tmp_path, tiny_root, cache_dir) -> None:
+    args = [a for a in tiny_train_args(tmp_path, tiny_root, cache_dir) if not a.startswith("hydra.run.dir")]
+    sweep = ["-m", *args, f"hydra.sweep.dir={tmp_path}/sweep", "logger=none", "optimizer=sgd", "optimizer.lr=1e30,1e-3"]
+    result = run_entry("train.py", *sweep)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "NaN" in result.stderr and result.stderr.strip().splitlines()[-1].startswith("error: job(s) 0 of the sweep")
+    with (tmp_path / "sweep" / "sweep_summary.csv").open() as f:
+        rows = {r["job"]: r for r in csv.DictReader(f)}
+    assert "NaN" in rows["0"]["failed"] and not rows["1"]["failed"] and Path(rows["1"]["checkpoint"]).is_file()
+
+
 def test_ddp_inside_multirun_fails_clearly(tmp_path, tiny_root, cache_dir) -> None:
     args = [a for a in tiny_train_args(tmp_path, tiny_root, cache_dir) if not a.startswith("hydra.run.dir")]
     result = run_entry("train.py", "-m", *args, f"hydra.sweep.dir={tmp_path}/s", "trainer=ddp_cpu", "seed=1,2")
