@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import re
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import RichProgressBar, WeightAveraging
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, WeightAveraging
 
 from sepkit.audio import resample
 from sepkit.errors import SepkitError
@@ -324,3 +327,31 @@ class Throughput(L.Callback):
         for key, value in self.summary(pl_module.device).items():
             if key != "timed_steps":
                 pl_module.log(f"perf/{key}", float(value), rank_zero_only=True)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's :class:`ModelCheckpoint` that keeps the best across a resume into a new folder.
+
+    ``resume=RUN`` continues in a new run folder; Lightning then forgets the best score (it only
+    reloads it into the same ``dirpath``), so the first validation after the resume wrote
+    ``best.ckpt`` whatever its score. Here the earlier best file is copied into the new folder and
+    its score kept, so ``best.ckpt`` stays the best of the whole training.
+    """
+
+    def _generate_state_key(self, **kwargs: Any) -> str:
+        return f"ModelCheckpoint{kwargs!r}"  # Lightning's key: checkpoints of either class resume
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old_path, score = state_dict.get("best_model_path"), state_dict.get("best_model_score")
+        old_dir = state_dict.get("dirpath", self.dirpath)
+        if old_dir == self.dirpath or not old_path or score is None or not Path(old_path).is_file():
+            super().load_state_dict(state_dict)
+            return
+        new_path = str(Path(self.dirpath) / Path(old_path).name)
+        if os.environ.get("LOCAL_RANK", "0") == "0":  # DDP's further ranks share rank 0's folder
+            Path(self.dirpath).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(old_path, new_path)
+        self.best_model_score = score
+        self.best_model_path = self.kth_best_model_path = new_path
+        self.kth_value = score
+        self.best_k_models = {new_path: score}

@@ -77,3 +77,21 @@ def test_budgeted_run_prints_no_negative_epoch_count(tmp_path: Path, tiny_root, 
     result = run_entry("train.py", *args, "trainer.max_epochs=-1", "++trainer.max_steps=2", "logger=none")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Epoch 0" in result.stdout + result.stderr and "/-" not in result.stdout + result.stderr
+
+
+def test_the_best_checkpoint_survives_a_resume_into_a_new_folder(tmp_path) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from sepkit.callbacks import BestCheckpoint
+
+    old = tmp_path / "old" / "checkpoints"
+    old.mkdir(parents=True)
+    (old / "best.ckpt").write_bytes(b"the best weights")
+    before = ModelCheckpoint(dirpath=old, filename="best", monitor="val/si_sdr", mode="max")
+    after = BestCheckpoint(dirpath=tmp_path / "new" / "checkpoints", filename="best", monitor="val/si_sdr", mode="max")
+    assert after.state_key == before.state_key  # checkpoints written by Lightning's class resume into ours
+    score = torch.tensor(7.5)
+    after.load_state_dict({"dirpath": str(old), "best_model_path": str(old / "best.ckpt"), "best_model_score": score})
+    copied = tmp_path / "new" / "checkpoints" / "best.ckpt"
+    assert copied.read_bytes() == b"the best weights" and after.best_model_path == str(copied)
+    assert after.best_model_score == score and after.best_k_models == {str(copied): score}
