@@ -269,3 +269,15 @@ def test_a_run_into_the_folder_of_another_is_refused(tmp_path, tiny_root, cache_
     assert result.returncode == 2 and "already holds a run" in line and f"resume={tmp_path / 'run'}" in line
     assert (tmp_path / "run" / "summary.json").read_bytes() == summary
     assert (tmp_path / "run" / "checkpoints" / "best.ckpt").read_bytes() == best
+
+
+def test_a_run_stopped_at_an_epoch_end_resumes_with_early_stopping(tmp_path, tiny_root, cache_dir) -> None:
+    """Resumed at an epoch's end, no validation has run yet in the new process: early stopping
+    waits for the next one (it raised "val/si_sdr is not available")."""
+    first = [*tiny_train_args(tmp_path, tiny_root, cache_dir), "logger=none"]  # 4 steps an epoch
+    assert run_entry("train.py", *first, "++trainer.max_steps=4", "trainer.max_epochs=2").returncode == 0
+    again = [a.replace(f"{tmp_path}/run", f"{tmp_path}/again") for a in first]
+    resume = [f"resume={tmp_path / 'run'}", "++trainer.max_steps=8", "trainer.max_epochs=3"]
+    result = run_entry("train.py", *again, *resume)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "again" / "summary.json").read_text())["global_steps"] == 8
