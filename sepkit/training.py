@@ -57,8 +57,28 @@ def resolve_resume(cfg: DictConfig, kind: str = SEPARATOR) -> str | None:
     ``last.ckpt``)."""
     path = _resume_path(cfg)
     if path is not None:
-        read_checkpoint(path, kind=kind)
+        ckpt = read_checkpoint(path, kind=kind)
+        if kind == SEPARATOR:
+            adopt_model(cfg, ckpt, f"resume={cfg.get('resume') or path}")
     return path
+
+
+def adopt_model(cfg: DictConfig, ckpt: dict[str, Any], what: str) -> None:
+    """A resumed run continues the checkpoint's model: its settings become the run's; model keys given
+    on the command line that differ from them stop with one line (not a traceback of size mismatches)."""
+    theirs = dict(ckpt[CHECKPOINT_KEY]["model"])
+    ours = OmegaConf.to_container(cfg.model, resolve=True)
+    if ours == theirs:
+        return
+    if model_overrides():
+        differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        raise SepkitError(
+            f"{what}: its model ({theirs.get('name')}) differs from this run's in {', '.join(differ)}; leave model "
+            "settings out of the command line to continue it"
+        )
+    log.info("%s: model settings from the checkpoint (%s)", what, theirs.get("name"))
+    with open_dict(cfg):
+        cfg.model = OmegaConf.create(theirs)
 
 
 def _resume_path(cfg: DictConfig) -> str | None:

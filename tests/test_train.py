@@ -281,3 +281,21 @@ def test_a_run_stopped_at_an_epoch_end_resumes_with_early_stopping(tmp_path, tin
     result = run_entry("train.py", *again, *resume)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "again" / "summary.json").read_text())["global_steps"] == 8
+
+
+def test_a_resumed_run_continues_the_checkpoints_model() -> None:
+    """resume=RUN without model settings: the checkpoint's model, not the default's (it was a
+    traceback of size mismatches)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from sepkit.checkpoint import CHECKPOINT_KEY
+    from sepkit.training import adopt_model
+    from tests.conftest import ROOT
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train")
+        simple = OmegaConf.to_container(compose("train", overrides=["model=unet_simple"]).model, resolve=True)
+    assert cfg.model.name != "unet_simple"
+    adopt_model(cfg, {CHECKPOINT_KEY: {"model": simple}}, "resume=RUN")
+    assert OmegaConf.to_container(cfg.model, resolve=True) == simple
