@@ -41,7 +41,7 @@ GAN = "gan"
 # What to do with a checkpoint of each kind, for the line that refuses it elsewhere.
 USE = {
     SEPARATOR: "use it with separate.py, evaluate.py or the page",
-    GAN: "use evaluate.py on it (python evaluate.py ckpt=PATH)",
+    GAN: "score it with evaluate.py (python evaluate.py ckpt=PATH), or add experiment=gan to resume it",
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.trainer.states import TrainerStatus
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -395,8 +395,15 @@ def write_summary(
         "throughput": timer.summary(trainer.strategy.root_device) if timer else {},
         **(extra or {}),
     }
+    stopper = next((cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping) and cb.stopped_epoch), None)
+    if stopper is not None:
+        summary["stopped_early"] = (
+            f"epoch {stopper.stopped_epoch}: {stopper.monitor} did not improve for {stopper.patience} validations"
+        )
     if trainer.is_global_zero:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        if stopper is not None:
+            log.info("stopped early at %s (callbacks.early_stopping.patience)", summary["stopped_early"])
         if summary.get("failed"):
             pass  # the entry point prints the reason as its one line
         elif summary["best"]:

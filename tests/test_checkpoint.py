@@ -42,7 +42,8 @@ def bad_variants(tiny_ckpt: Path, gan_ckpt: Path, tmp: Path) -> dict[str, tuple[
     """Checkpoints no separator loader may take, with a word its one line must hold."""
     ckpt = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)
     data = tiny_ckpt.read_bytes()
-    out = {"gan": (gan_ckpt, "GAN checkpoint: use evaluate.py"), "missing": (tmp / "nope.ckpt", "does not exist")}
+    out = {"gan": (gan_ckpt, "GAN checkpoint: score it with evaluate.py")}
+    out["missing"] = (tmp / "nope.ckpt", "does not exist")
     (tmp / "truncated.ckpt").write_bytes(data[: len(data) // 2])
     out["truncated"] = (tmp / "truncated.ckpt", "truncated")
     (tmp / "empty.ckpt").write_bytes(b"")

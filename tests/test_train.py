@@ -299,3 +299,13 @@ def test_a_resumed_run_continues_the_checkpoints_model() -> None:
     assert cfg.model.name != "unet_simple"
     adopt_model(cfg, {CHECKPOINT_KEY: {"model": simple}}, "resume=RUN")
     assert OmegaConf.to_container(cfg.model, resolve=True) == simple
+
+
+def test_early_stopping_says_so(tmp_path, tiny_root, cache_dir) -> None:
+    args = [*tiny_train_args(tmp_path, tiny_root, cache_dir), "logger=none", "trainer.max_epochs=5"]
+    stop = ["callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=1000"]  # never improves
+    result = run_entry("train.py", *args, *stop)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stopped_early"] == "epoch 1: val/si_sdr did not improve for 1 validations"
+    assert "stopped early at epoch 1" in result.stdout + result.stderr
