@@ -52,3 +52,8 @@ def make_track(path: Path, minutes: float) -> None:
             t = (start + np.arange(30 * RATE)) / RATE
             block = 0.2 * np.sin(2 * np.pi * 220 * t)[:, None] + 0.05 * rng.standard_normal((len(t), 2))
             f.write(block[: int(minutes * 60 * RATE) - start])
+
+
+def nan_if_none(value: float | None) -> float:
+    """A score read from ``summary.json``, where NaN is written as null."""
+    return float("nan") if value is None else float(value)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from bench.common import nan_if_none
 from sepkit.commands import config_options
 
 MODELS = config_options("model")  # every separator in conf/model/
@@ -55,7 +56,7 @@ def run(root: Path, name: str, overrides: list[str], epochs: int) -> dict:
         "run": name,
         "wall_s": round(wall, 1),
         "steps": summary["global_steps"],
-        "val_si_sdr": round(summary["best"].get("val/si_sdr", float("nan")), 2),
+        "val_si_sdr": round(nan_if_none(summary["best"].get("val/si_sdr")), 2),
         **summary["throughput"],
     }
 

@@ -20,6 +20,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
+from bench.common import nan_if_none
 from bench.results import ROOT, write_results
 from sepkit.precision import bf16_cpu_path
 from sepkit.training import train
@@ -60,7 +61,8 @@ def run(experiment: str, steps: int, precision: str, onednn: bool, out: Path, ex
     finally:
         torch.backends.mkldnn.enabled = before
     summary = json.loads((out / "run" / "summary.json").read_text())
-    return {"val_si_sdr_db": summary["last"]["val/si_sdr"], "s_per_step": seconds / summary["global_steps"]}
+    score = nan_if_none(summary["last"].get("val/si_sdr"))  # summary.json writes NaN as null
+    return {"val_si_sdr_db": score, "s_per_step": seconds / summary["global_steps"]}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import threading
@@ -49,6 +50,18 @@ def _scalar(value: Any) -> float | None:
     if isinstance(value, torch.Tensor):
         return float(value.detach().cpu())
     return None if value is None else float(value)
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with NaN and infinities as null: ``summary.json`` stays JSON that strict readers
+    (JavaScript, jq) accept, where a score undefined on a tiny split is NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def resolve_resume(cfg: DictConfig, kind: str = SEPARATOR) -> str | None:
@@ -401,7 +414,7 @@ def write_summary(
             f"epoch {stopper.stopped_epoch}: {stopper.monitor} did not improve for {stopper.patience} validations"
         )
     if trainer.is_global_zero:
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        (out_dir / "summary.json").write_text(json.dumps(strict_json(summary), indent=2, allow_nan=False))
         if stopper is not None:
             log.info("stopped early at %s (callbacks.early_stopping.patience)", summary["stopped_early"])
         if summary.get("failed"):

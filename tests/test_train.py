@@ -309,3 +309,12 @@ def test_early_stopping_says_so(tmp_path, tiny_root, cache_dir) -> None:
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["stopped_early"] == "epoch 1: val/si_sdr did not improve for 1 validations"
     assert "stopped early at epoch 1" in result.stdout + result.stderr
+
+
+def test_the_summary_is_strict_json() -> None:
+    from sepkit.training import strict_json
+
+    assert strict_json({"best": {"a": float("nan"), "b": 1.5, "c": [float("inf"), 2]}, "n": 3}) == {
+        "best": {"a": None, "b": 1.5, "c": [None, 2]},
+        "n": 3,
+    }
