@@ -329,6 +329,12 @@ class Throughput(L.Callback):
                 pl_module.log(f"perf/{key}", float(value), rank_zero_only=True)
 
 
+def further_rank() -> bool:
+    """Whether this process is a further rank of a distributed run (the launcher's environment), which
+    shares its rank 0's run folder."""
+    return any(os.environ.get(k, "0") != "0" for k in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
+
+
 class BestCheckpoint(ModelCheckpoint):
     """Lightning's :class:`ModelCheckpoint` that keeps the best across a resume into a new folder.
 
@@ -348,7 +354,7 @@ class BestCheckpoint(ModelCheckpoint):
             super().load_state_dict(state_dict)
             return
         new_path = str(Path(self.dirpath) / Path(old_path).name)
-        if os.environ.get("LOCAL_RANK", "0") == "0":  # DDP's further ranks share rank 0's folder
+        if not further_rank():
             Path(self.dirpath).mkdir(parents=True, exist_ok=True)
             shutil.copy2(old_path, new_path)
         self.best_model_score = score

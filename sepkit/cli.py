@@ -77,12 +77,20 @@ def run_guarded(fn: Callable[..., T], *args, **kwargs) -> T:
     try:
         return fn(*args, **kwargs)
     except Exception as exc:
-        err = find_user_error(exc) or missing_extra(exc)  # an optional package's import failing: its extra
-        if err is None:
+        if report_user_error(exc) is None:
             raise
+        raise SystemExit(2) from None
+
+
+def report_user_error(exc: BaseException) -> Exception | None:
+    """The user's error behind ``exc`` (a :class:`~sepkit.errors.SepkitError`, even one wrapped by
+    Hydra, or an optional package's import failing: its extra), printed as its one ``error:`` line;
+    None for anything else."""
+    err = find_user_error(exc) or missing_extra(exc)
+    if err is not None:
         log.debug("user error", exc_info=True)
         print(f"error: {err}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+    return err
 
 
 def check_required(cfg: DictConfig) -> None:

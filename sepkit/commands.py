@@ -42,7 +42,7 @@ def config_options(group: str) -> list[str]:
 
 
 def run_train(cfg: DictConfig) -> float | None:
-    from sepkit.cli import check_values, run_guarded
+    from sepkit.cli import check_values, report_user_error, run_guarded
     from sepkit.extras import check_config
     from sepkit.training import train
 
@@ -56,14 +56,11 @@ def run_train(cfg: DictConfig) -> float | None:
     try:  # a job of a sweep: its failure is its row's, the other jobs still run (sepkit.sweep)
         return checked_train(cfg)
     except Exception as exc:
-        from sepkit.errors import find_user_error
-        from sepkit.extras import missing_extra
         from sepkit.sweep import record_failure
 
-        err = find_user_error(exc) or missing_extra(exc)
+        err = report_user_error(exc)
         if err is None:
             raise
-        print(f"error: {err}", file=sys.stderr, flush=True)
         record_failure(cfg, str(err))
         return float("nan")
 
@@ -128,7 +125,6 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], object], list[str]]] = {
 
 # settings that hold a path: their values are quoted for Hydra when its grammar would refuse them
 PATH_KEYS = ("input", "output", "ckpt", "init", "export_path", "data.root", "paths.root_dir", "ckpt_path", "resume")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 HYDRA_FLAGS = ("-", "+", "~")
 HYDRA_VALUE_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg", "-c")
 HYDRA_VALUE_FLAGS += ("--package", "-p", "--info", "-i", "--experimental-rerun")
@@ -174,8 +170,10 @@ def tidy_overrides(command: str, overrides: list[str]) -> list[str]:
             continue
         key, eq, value = arg.partition("=")
         if not eq and not arg.startswith(HYDRA_FLAGS):
+            from sepkit.audio import AUDIO_EXTENSIONS
+
             path = Path(arg)
-            if command == "separate" and (path.is_dir() or path.suffix.lower() in AUDIO_SUFFIXES):
+            if command == "separate" and (path.is_dir() or path.suffix.lower() in AUDIO_EXTENSIONS):
                 key, eq, value = "input", "=", arg
             elif command != "train" and path.suffix == ".ckpt":
                 key, eq, value = "ckpt", "=", arg

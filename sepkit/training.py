@@ -21,7 +21,7 @@ from lightning.pytorch.trainer.states import TrainerStatus
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sepkit.audio import resample
-from sepkit.callbacks import BestMetrics, NonFiniteError, StopOnNonFinite, Throughput
+from sepkit.callbacks import BestMetrics, NonFiniteError, StopOnNonFinite, Throughput, further_rank
 from sepkit.checkpoint import CHECKPOINT_KEY, SEPARATOR, STATE_PREFIX, read_checkpoint
 from sepkit.cli import check_required
 from sepkit.errors import SepkitError
@@ -76,6 +76,11 @@ def resolve_resume(cfg: DictConfig, kind: str = SEPARATOR) -> str | None:
     return path
 
 
+def differing_keys(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """The top-level model settings in which two models differ."""
+    return sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+
+
 def adopt_model(cfg: DictConfig, ckpt: dict[str, Any], what: str) -> None:
     """A resumed run continues the checkpoint's model: its settings become the run's; model keys given
     on the command line that differ from them stop with one line (not a traceback of size mismatches)."""
@@ -84,7 +89,7 @@ def adopt_model(cfg: DictConfig, ckpt: dict[str, Any], what: str) -> None:
     if ours == theirs:
         return
     if model_overrides():
-        differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        differ = differing_keys(ours, theirs)
         raise SepkitError(
             f"{what}: its model ({theirs.get('name')}) differs from this run's in {', '.join(differ)}; leave model "
             "settings out of the command line to continue it"
@@ -139,7 +144,7 @@ def read_init(cfg: DictConfig) -> dict[str, Any] | None:
         theirs[EXTENSION_KEY] = ours[EXTENSION_KEY]
     given = overridden - {f"model.{EXTENSION_KEY}"}
     if "model" in given:  # model=NAME: the whole composed model must be the checkpoint's
-        differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        differ = differing_keys(ours, theirs)
     else:  # model.KEY=VALUE: each key given must be the checkpoint's
         mine, its = OmegaConf.create(ours), OmegaConf.create(theirs)
         differ = sorted(
@@ -333,7 +338,7 @@ def claim_run_dir(out_dir: Path) -> None:
     (``hydra.run.dir`` pointing at an earlier run, or two runs started in the same second): its
     checkpoints, summary and metrics would otherwise be overwritten without a word. The processes
     that DDP starts for the other ranks share their rank 0's folder."""
-    if any(os.environ.get(k, "0") != "0" for k in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID")):
+    if further_rank():
         return
     try:
         with (out_dir / RUN_MARKER).open("x") as marker:

@@ -13,10 +13,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sepkit.audio import resample_np, to_channels
+from sepkit.audio import check_finite, resample_np, to_channels
 from sepkit.data.pool import worker_pool
 from sepkit.data.sources.base import TrackInfo, TrackSource
 from sepkit.errors import SepkitError
@@ -28,11 +29,13 @@ def decode_track(source: TrackSource, track: TrackInfo, sample_rate: int, channe
     """A track's stems at ``sample_rate``: float32 ``(stems, channels, time)``; a track holding NaN or
     infinite samples is refused by name (in training it would only show as a NaN loss)."""
     audio = to_channels(source.read(track), channels)
-    if not np.isfinite(audio).all():
+    try:
+        check_finite(torch.from_numpy(audio))
+    except SepkitError as err:
         raise SepkitError(
-            f"track {track.name!r} ({', '.join(track.files) or source.root}) holds NaN or infinite samples: "
+            f"track {track.name!r} ({', '.join(track.files) or source.root}): {err}: "
             "fix or remove it, or leave it out with data.exclude=[NAME]"
-        )
+        ) from None
     return resample_np(audio, track.sample_rate, sample_rate).astype(np.float32, copy=False)
 
 
